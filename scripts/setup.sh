@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks to build tracer: the pinned host and eBPF toolchains
+# (with rust-src for -Z build-std) and a bpf-linker linked against the eBPF toolchain's own LLVM.
+# Idempotent: every step is skipped when its result is already there. Recipe: shared/TOOLCHAIN.md.
+set -euo pipefail
+
+HOST_TC=${TRACER_HOST_TOOLCHAIN:-1.99.1}
+EBPF_TC=${TRACER_EBPF_TOOLCHAIN:-nightly-2026-10-30}
+BPF_LINKER_VERSION=0.13.0
+TOOLS=${TRACER_TOOLS_DIR:-$HOME/.cache/tracer-tools}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+has_toolchain() { rustup run "$1" rustc --version >/dev/null 2>&1; }
+
+if ! has_toolchain "$HOST_TC"; then
+    say "installing host toolchain $HOST_TC"
+    rustup toolchain install "$HOST_TC" --profile minimal --component clippy,rustfmt --no-self-update
+fi
+if ! rustup component list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q '^clippy'; then
+    rustup component add clippy rustfmt --toolchain "$HOST_TC"
+fi
+if ! has_toolchain "$EBPF_TC" ||
+    ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^rust-src'; then
+    say "installing eBPF toolchain $EBPF_TC with rust-src"
+    rustup toolchain install "$EBPF_TC" --profile minimal --component rust-src --no-self-update
+fi
+
+if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+    say "building bpf-linker $BPF_LINKER_VERSION against $EBPF_TC's LLVM (about a minute)"
+    sysroot=$(rustup run "$EBPF_TC" rustc --print sysroot)
+    lib=$(cd "$sysroot/lib" && ls libLLVM.so.* | head -n1)
+    mkdir -p "$TOOLS/llvm/lib"
+    ln -sf "$sysroot/lib/$lib" "$TOOLS/llvm/lib/libLLVM.so"
+    ln -sf "$sysroot/lib/$lib" "$TOOLS/llvm/lib/$lib"
+    llvm_major=$(rustup run "$EBPF_TC" rustc --version --verbose | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+    LLVM_PREFIX="$TOOLS/llvm" cargo "+$HOST_TC" install "bpf-linker@$BPF_LINKER_VERSION" --locked \
+        --no-default-features --features "llvm-$llvm_major" --root "$TOOLS"
+fi
+
+# Test helpers: iproute2 for network namespaces, bpftool to check nothing is left attached.
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+say "ready: $(rustup run "$HOST_TC" rustc --version), eBPF $(rustup run "$EBPF_TC" rustc --version), $("$TOOLS/bin/bpf-linker" --version)"
+echo "export PATH=\"$TOOLS/bin:\$PATH\""

@@ -1,0 +1,120 @@
+//! Shared maps, load-time globals and the one function that fills and submits an event.
+use aya_ebpf::{
+    Global,
+    helpers::bpf_probe_read_kernel,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use tracer_common::{AF_INET, AF_INET6, FilterConfig, KernelOffsets, RawEvent};
+
+/// Member offsets of the running kernel, written by the loader from its BTF.
+#[unsafe(no_mangle)]
+pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
+    skc_daddr: 0,
+    skc_rcv_saddr: 0,
+    skc_dport: 0,
+    skc_family: 0,
+    skc_num: 0,
+    skc_state: 0,
+    skc_v6_daddr: 0,
+    skc_v6_rcv_saddr: 0,
+    skc_net: 0,
+    net_ns_inum: 0,
+    sk_protocol: 0,
+    sk_protocol_size: 0,
+    inet_sport: 0,
+    tw_substate: 0,
+    tw_sport: 0,
+    tw_timer: 0,
+    timer_function: 0,
+});
+
+/// Which families and ports to keep; everything else never reaches the ring buffer.
+#[unsafe(no_mangle)]
+pub static FILTER: Global<FilterConfig> = Global::new(FilterConfig {
+    family: 0,
+    port_count: 0,
+    ports: [0; tracer_common::MAX_PORTS],
+});
+
+/// Every event, in order per CPU. Sized by the loader (`EVENTS` max_entries).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// Reservations that failed because the ring buffer was full: events lost, reported by userspace.
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Reads a `T` at `base + offset` from kernel memory.
+#[inline(always)]
+pub fn read<T>(base: *const u8, offset: u32) -> Result<T, i32> {
+    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-safe accessor; a bad
+    // address yields an error, never a fault.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }
+}
+
+/// What the caller already read about the socket: enough to apply the filter before reserving.
+pub struct Seen {
+    pub kind: u8,
+    pub sk: *const u8,
+    pub old_state: u8,
+    pub new_state: u8,
+    pub family: u16,
+    pub sport: u16,
+}
+
+/// Applies the filter, then reserves, fills and submits one event. `sk` points at a
+/// `sock_common` (full, timewait or request socket).
+#[inline(always)]
+pub fn emit(seen: Seen) -> Result<(), i32> {
+    let o = OFFSETS.load();
+    let sk = seen.sk;
+    let dport = u16::from_be(read::<u16>(sk, o.skc_dport)?);
+    if !FILTER.load().accepts(seen.family, seen.sport, dport) {
+        return Ok(());
+    }
+    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+        count_lost();
+        return Ok(());
+    };
+    let ev = entry.write(RawEvent::default());
+    ev.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    ev.sk = sk as u64;
+    ev.pid_tgid = bpf_get_current_pid_tgid();
+    ev.kind = seen.kind;
+    ev.old_state = seen.old_state;
+    ev.new_state = seen.new_state;
+    ev.family = seen.family;
+    ev.sport = seen.sport;
+    ev.dport = dport;
+    if let Ok(comm) = bpf_get_current_comm() {
+        ev.comm = comm;
+    }
+    if seen.family == AF_INET {
+        if let Ok(a) = read::<[u8; 4]>(sk, o.skc_rcv_saddr) {
+            ev.saddr[..4].copy_from_slice(&a);
+        }
+        if let Ok(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
+            ev.daddr[..4].copy_from_slice(&a);
+        }
+    } else if seen.family == AF_INET6 {
+        ev.saddr = read::<[u8; 16]>(sk, o.skc_v6_rcv_saddr).unwrap_or_default();
+        ev.daddr = read::<[u8; 16]>(sk, o.skc_v6_daddr).unwrap_or_default();
+    }
+    if let Ok(net) = read::<u64>(sk, o.skc_net)
+        && net != 0
+    {
+        ev.netns = read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
+    }
+    entry.submit(0);
+    Ok(())
+}
+
+#[inline(always)]
+fn count_lost() {
+    if let Some(n) = LOST.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
+        unsafe { *n += 1 };
+    }
+}

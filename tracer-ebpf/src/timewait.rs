@@ -1,0 +1,47 @@
+//! TIME_WAIT life, followed through the timer of the timewait socket (fentry and kprobes are
+//! unavailable on the target kernels). Only timers whose function is `tw_timer_handler` are kept.
+use aya_ebpf::{Global, macros::btf_tracepoint, programs::BtfTracePointContext};
+use tracer_common::kind;
+
+use crate::emit::{OFFSETS, Seen, emit, read};
+
+/// Address of `tw_timer_handler`, from /proc/kallsyms at load time. 0 disables these hooks.
+#[unsafe(no_mangle)]
+static TW_TIMER_HANDLER: Global<u64> = Global::new(0);
+
+#[btf_tracepoint(function = "timer_start")]
+pub fn timer_start(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_timer(&ctx, kind::TW_START);
+    0
+}
+
+#[btf_tracepoint(function = "timer_expire_entry")]
+pub fn timer_expire_entry(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_timer(&ctx, kind::TW_EXPIRE);
+    0
+}
+
+#[btf_tracepoint(function = "timer_cancel")]
+pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_timer(&ctx, kind::TW_CANCEL);
+    0
+}
+
+fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
+    let timer: *const u8 = ctx.arg(0);
+    let handler = TW_TIMER_HANDLER.load();
+    let o = OFFSETS.load();
+    if handler == 0 || read::<u64>(timer, o.timer_function)? != handler {
+        return Ok(());
+    }
+    // The timer is embedded in its inet_timewait_sock at a BTF-known offset.
+    let tw = timer.wrapping_sub(o.tw_timer as usize);
+    emit(Seen {
+        kind: event_kind,
+        sk: tw,
+        old_state: 0,
+        new_state: read::<u8>(tw, o.tw_substate)?,
+        family: read::<u16>(tw, o.skc_family)?,
+        sport: u16::from_be(read::<u16>(tw, o.tw_sport)?),
+    })
+}

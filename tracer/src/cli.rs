@@ -1,0 +1,190 @@
+//! Command-line interface: every subcommand, its options and its examples.
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+use tracer_common::{AF_INET, AF_INET6, FilterConfig, MAX_PORTS};
+
+use crate::model::TcpState;
+
+const ABOUT: &str = "Trace TCP state transitions with eBPF: how long sockets stay in each state \
+(TIME_WAIT, CLOSE_WAIT, ...) and which side closed first.";
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo tracer run                                 # every transition, a summary every 10 s
+  sudo tracer run --port 8080 --duration 30s      # one service, 30 seconds
+  sudo tracer histogram --state TIME_WAIT --duration 70s
+  sudo tracer histogram --state close-wait --json";
+
+#[derive(Parser, Debug)]
+#[command(name = "tracer", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print every TCP state transition and, every interval and at exit, the time spent in
+    /// each state (p50/p90/p99/max).
+    #[command(after_help = "\
+Examples:
+  sudo tracer run                                  # all TCP traffic, summary every 10 s
+  sudo tracer run --quiet --interval 5s            # only the per-state table, every 5 s
+  sudo tracer run -4 --port 80 --port 443          # IPv4, local or remote port 80 or 443
+  sudo tracer run --json --duration 1m > out.jsonl # one JSON object per line, for 1 minute
+
+Each line: time, pid, command, local -> remote, OLD -> NEW, time spent in OLD.
+TIME_WAIT is followed through the kernel's timewait socket, so its end (normally 60 s
+later) shows as TIME_WAIT -> CLOSE. Stops on Ctrl-C, SIGTERM or after --duration.")]
+    Run(RunArgs),
+    /// Collect for a while, then show the distribution of the time sockets spent in one state.
+    #[command(after_help = "\
+Examples:
+  sudo tracer histogram --state TIME_WAIT --duration 70s   # TIME_WAIT lasts 60 s: wait longer
+  sudo tracer histogram --state established --port 5432 --duration 5m
+  sudo tracer histogram --state fin-wait2 --json           # until Ctrl-C, then JSON
+
+State names: any case, with '_', '-' or nothing between words (TIME_WAIT, time-wait,
+timewait). Sockets still in the state at the end are reported apart with their age so far.")]
+    Histogram(HistogramArgs),
+}
+
+/// Which traffic to follow; applied in the kernel so the rest never reaches userspace.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only IPv4 sockets.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Only IPv6 sockets.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Only connections whose local or remote port is PORT (repeat for up to 16 ports).
+    #[arg(long = "port", value_name = "PORT", value_parser = parse_port)]
+    pub ports: Vec<u16>,
+}
+
+impl FilterArgs {
+    pub fn to_config(&self) -> Result<FilterConfig> {
+        if self.ports.len() > MAX_PORTS {
+            bail!(
+                "at most {MAX_PORTS} --port values are supported, got {}",
+                self.ports.len()
+            );
+        }
+        let mut config = FilterConfig {
+            family: match (self.ipv4, self.ipv6) {
+                (true, _) => AF_INET,
+                (_, true) => AF_INET6,
+                _ => 0,
+            },
+            port_count: self.ports.len() as u16,
+            ..Default::default()
+        };
+        config.ports[..self.ports.len()].copy_from_slice(&self.ports);
+        Ok(config)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Stop after this long (e.g. 30s, 2m, 1h; a bare number is seconds). Default: until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print the per-state summary this often.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// One JSON object per line, for transitions and summaries.
+    #[arg(long)]
+    pub json: bool,
+    /// No line per transition: only the summaries.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct HistogramArgs {
+    /// The state whose durations to show (e.g. TIME_WAIT, close-wait, established).
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: TcpState,
+    /// Collect for this long, with a countdown (e.g. 70s, 5m). Default: until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print one JSON object instead of the chart.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+fn parse_state(s: &str) -> Result<TcpState, String> {
+    s.parse()
+        .map_err(|e: crate::model::state::UnknownState| e.to_string())
+}
+
+/// `30`, `30s`, `1500ms`, `2m`, `1h30m`. Zero is refused: it would end before starting.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let parsed = match s.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("'{s}' is not a duration like 30s, 2m or 1h ({e})"))?,
+    };
+    if parsed.is_zero() {
+        return Err("a duration must be longer than zero".into());
+    }
+    Ok(parsed)
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("'{s}' is not a TCP port (1-65535)")),
+        Ok(p) => Ok(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_the_usual_spellings() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("'soon'"));
+    }
+
+    #[test]
+    fn ports_are_checked() {
+        assert_eq!(parse_port("443"), Ok(443));
+        assert!(parse_port("0").is_err());
+        assert!(parse_port("70000").is_err());
+    }
+
+    #[test]
+    fn filter_config_carries_family_and_ports() {
+        let args = FilterArgs {
+            ipv6: true,
+            ports: vec![80, 443],
+            ..Default::default()
+        };
+        let c = args.to_config().unwrap();
+        assert_eq!(c.family, AF_INET6);
+        assert!(c.accepts(AF_INET6, 80, 5000));
+        assert!(c.accepts(AF_INET6, 5000, 443));
+        assert!(!c.accepts(AF_INET6, 5000, 5001));
+        assert!(!c.accepts(AF_INET, 80, 5000));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand; `collect` is the live loop they share.
+pub mod collect;
+pub mod histogram;
+pub mod run;

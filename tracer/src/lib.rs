@@ -1,0 +1,8 @@
+//! tracer: TCP state-transition tracing with eBPF. The binary is a thin CLI over this library;
+//! everything below [`probe`] is pure and testable without root.
+pub mod cli;
+pub mod commands;
+pub mod model;
+pub mod output;
+pub mod probe;
+pub mod stats;

@@ -1,0 +1,196 @@
+//! The one `Event` type every source (live ring buffer, synthetic test sequence) feeds the model.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+use tracer_common::{AF_INET, AF_INET6, RawEvent, kind};
+
+use super::state::TcpState;
+
+/// A connection's addresses as seen from this host: local first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Tuple {
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+}
+
+impl Tuple {
+    pub fn new(local: IpAddr, local_port: u16, remote: IpAddr, remote_port: u16) -> Self {
+        Tuple {
+            local,
+            local_port,
+            remote,
+            remote_port,
+        }
+    }
+}
+
+/// Which timer event of a timewait socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerPhase {
+    Start,
+    Expire,
+    Cancel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A full socket changed state.
+    StateChange {
+        old: TcpState,
+        new: TcpState,
+    },
+    /// The timer of a timewait socket; `substate` is TIME_WAIT or FIN_WAIT2.
+    TimeWait {
+        phase: TimerPhase,
+        substate: TcpState,
+    },
+    ResetSent,
+    ResetReceived,
+}
+
+/// One thing the kernel reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Boot-time nanoseconds (CLOCK_BOOTTIME).
+    pub ts_ns: u64,
+    /// Kernel address of the socket (full or timewait).
+    pub sk: u64,
+    pub kind: EventKind,
+    pub tuple: Tuple,
+    /// Process (tgid) current when the event fired; 0 in softirq on an idle CPU.
+    pub pid: u32,
+    pub comm: String,
+    pub netns: u32,
+}
+
+/// Why a raw record could not become an [`Event`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    UnknownKind(u8),
+    UnknownState(u8),
+    UnknownFamily(u16),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::UnknownKind(k) => write!(f, "unknown event kind {k}"),
+            DecodeError::UnknownState(s) => write!(f, "unknown TCP state number {s}"),
+            DecodeError::UnknownFamily(a) => write!(f, "unknown address family {a}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn ip(family: u16, bytes: &[u8; 16]) -> Result<IpAddr, DecodeError> {
+    match family {
+        AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(*bytes))),
+        other => Err(DecodeError::UnknownFamily(other)),
+    }
+}
+
+fn state(n: u8) -> Result<TcpState, DecodeError> {
+    TcpState::from_kernel(n).ok_or(DecodeError::UnknownState(n))
+}
+
+impl TryFrom<&RawEvent> for Event {
+    type Error = DecodeError;
+
+    fn try_from(raw: &RawEvent) -> Result<Self, Self::Error> {
+        let timer = |phase| -> Result<EventKind, DecodeError> {
+            Ok(EventKind::TimeWait {
+                phase,
+                substate: state(raw.new_state)?,
+            })
+        };
+        let kind = match raw.kind {
+            kind::STATE_CHANGE => EventKind::StateChange {
+                old: state(raw.old_state)?,
+                new: state(raw.new_state)?,
+            },
+            kind::TW_START => timer(TimerPhase::Start)?,
+            kind::TW_EXPIRE => timer(TimerPhase::Expire)?,
+            kind::TW_CANCEL => timer(TimerPhase::Cancel)?,
+            kind::RESET_SENT => EventKind::ResetSent,
+            kind::RESET_RECEIVED => EventKind::ResetReceived,
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(16);
+        Ok(Event {
+            ts_ns: raw.ts_ns,
+            sk: raw.sk,
+            kind,
+            tuple: Tuple::new(
+                ip(raw.family, &raw.saddr)?,
+                raw.sport,
+                ip(raw.family, &raw.daddr)?,
+                raw.dport,
+            ),
+            pid: (raw.pid_tgid >> 32) as u32,
+            comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+            netns: raw.netns,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::tcp_state;
+
+    #[test]
+    fn decodes_an_ipv4_state_change() {
+        let mut raw = RawEvent {
+            ts_ns: 5,
+            sk: 0xffff_0000,
+            pid_tgid: (42u64 << 32) | 43,
+            kind: kind::STATE_CHANGE,
+            old_state: tcp_state::ESTABLISHED,
+            new_state: tcp_state::FIN_WAIT1,
+            family: AF_INET,
+            sport: 8080,
+            dport: 40000,
+            ..Default::default()
+        };
+        raw.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        raw.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        raw.comm[..5].copy_from_slice(b"nginx");
+        let ev = Event::try_from(&raw).unwrap();
+        assert_eq!(ev.pid, 42);
+        assert_eq!(ev.comm, "nginx");
+        assert_eq!(ev.tuple.local.to_string(), "127.0.0.1");
+        assert_eq!(ev.tuple.remote_port, 40000);
+        assert_eq!(
+            ev.kind,
+            EventKind::StateChange {
+                old: TcpState::Established,
+                new: TcpState::FinWait1
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_garbage_instead_of_guessing() {
+        let raw = RawEvent {
+            kind: 99,
+            family: AF_INET,
+            ..Default::default()
+        };
+        assert_eq!(Event::try_from(&raw), Err(DecodeError::UnknownKind(99)));
+        let raw = RawEvent {
+            kind: kind::STATE_CHANGE,
+            old_state: 1,
+            new_state: 1,
+            family: 77,
+            ..Default::default()
+        };
+        assert_eq!(Event::try_from(&raw), Err(DecodeError::UnknownFamily(77)));
+    }
+}

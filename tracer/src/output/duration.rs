@@ -1,0 +1,51 @@
+//! Short human durations: `812ns`, `3.40µs`, `12.5ms`, `60.2s`, `4m05s`, `2h13m`.
+
+/// Formats nanoseconds with three significant digits in the largest fitting unit.
+pub fn human(ns: u64) -> String {
+    const US: u64 = 1_000;
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000_000_000;
+    let f = ns as f64;
+    match ns {
+        0..US => format!("{ns}ns"),
+        US..MS => sig3(f / US as f64, "µs"),
+        MS..S => sig3(f / MS as f64, "ms"),
+        _ if ns < 100 * S => sig3(f / S as f64, "s"),
+        _ if ns < 3600 * S => {
+            let secs = ns / S;
+            format!("{}m{:02}s", secs / 60, secs % 60)
+        }
+        _ => {
+            let mins = ns / S / 60;
+            format!("{}h{:02}m", mins / 60, mins % 60)
+        }
+    }
+}
+
+fn sig3(v: f64, unit: &str) -> String {
+    if v < 10.0 {
+        format!("{v:.2}{unit}")
+    } else if v < 100.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.0}{unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn picks_the_unit_a_person_reads() {
+        assert_eq!(human(812), "812ns");
+        assert_eq!(human(3_400), "3.40µs");
+        assert_eq!(human(12_500_000), "12.5ms");
+        assert_eq!(human(60_200_000_000), "60.2s");
+        assert_eq!(human(245_000_000_000), "4m05s");
+        assert_eq!(
+            human(2 * 3600 * 1_000_000_000 + 13 * 60 * 1_000_000_000),
+            "2h13m"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Loads and attaches the eBPF programs and reads their ring buffer. The only code that needs
+//! root; everything downstream consumes plain [`RawEvent`]s.
+mod offsets;
+mod privilege;
+
+use std::os::fd::AsRawFd;
+
+use anyhow::{Context, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::BtfTracePoint,
+};
+use tokio::io::{Interest, unix::AsyncFd};
+use tracer_common::{FilterConfig, RawEvent};
+
+pub use offsets::{Member, kernel_offsets, member};
+pub use privilege::check_can_trace;
+
+/// Programs and the kernel tracepoint each attaches to (tp_btf: no tracefs needed).
+const TRACEPOINTS: [&str; 6] = [
+    "inet_sock_set_state",
+    "tcp_send_reset",
+    "tcp_receive_reset",
+    "timer_start",
+    "timer_expire_entry",
+    "timer_cancel",
+];
+const TIMER_TRACEPOINTS: [&str; 3] = ["timer_start", "timer_expire_entry", "timer_cancel"];
+
+/// Default ring buffer size: 16 MiB holds ~190k events, several seconds of a very busy host.
+pub const DEFAULT_RING_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Attached programs; detached when dropped (nothing is pinned, nothing outlives the process).
+pub struct Probe {
+    _ebpf: Ebpf,
+    ring: AsyncFd<RingBufFd>,
+    lost: PerCpuArray<MapData, u64>,
+    /// False when `tw_timer_handler` could not be found: TIME_WAIT is then not followed.
+    pub timewait_supported: bool,
+}
+
+/// Newtype so the ring buffer can live in an `AsyncFd`.
+struct RingBufFd(RingBuf<MapData>);
+
+impl AsRawFd for RingBufFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Address of `tw_timer_handler` from /proc/kallsyms, if visible.
+fn tw_timer_handler() -> Option<u64> {
+    let symbols = std::fs::read_to_string("/proc/kallsyms").ok()?;
+    symbols.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        let addr = parts.next()?;
+        let _kind = parts.next()?;
+        (parts.next()? == "tw_timer_handler")
+            .then(|| u64::from_str_radix(addr, 16).ok())
+            .flatten()
+            .filter(|&a| a != 0)
+    })
+}
+
+impl Probe {
+    /// Checks privileges, reads offsets from BTF, loads and attaches every program.
+    pub fn attach(filter: &FilterConfig, ring_bytes: u32) -> Result<Probe> {
+        check_can_trace()?;
+        let btf_rs = btf_rs::Btf::from_file(privilege::VMLINUX_BTF)
+            .map_err(|e| anyhow!("{e}"))
+            .context("reading kernel BTF")?;
+        let offsets = kernel_offsets(&btf_rs).context("reading struct offsets from kernel BTF")?;
+        let tw_handler = tw_timer_handler();
+        let handler_value = tw_handler.unwrap_or(0);
+        let btf = aya::Btf::from_sys_fs().context("parsing kernel BTF")?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(&btf)
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("FILTER", filter, true)
+            .override_global("TW_TIMER_HANDLER", &handler_value, true)
+            .map_max_entries("EVENTS", ring_bytes)
+            .load(aya::include_bytes_aligned!(concat!(
+                env!("OUT_DIR"),
+                "/tracer"
+            )))
+            .context("loading the eBPF programs")?;
+        for name in TRACEPOINTS {
+            if tw_handler.is_none() && TIMER_TRACEPOINTS.contains(&name) {
+                continue;
+            }
+            let program: &mut BtfTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))?
+                .try_into()?;
+            program
+                .load(name, &btf)
+                .with_context(|| format!("loading the {name} program"))?;
+            program
+                .attach()
+                .with_context(|| format!("attaching to tracepoint {name}"))?;
+        }
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)?;
+        let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
+        Ok(Probe {
+            _ebpf: ebpf,
+            // SAFETY: the ring buffer map owns its fd and is owned by the AsyncFd, so the fd
+            // stays open and the same for the AsyncFd's whole life.
+            ring: unsafe { AsyncFd::register_with_interest(RingBufFd(ring), Interest::READABLE) }
+                .map_err(std::io::Error::from)
+                .context("polling the ring buffer")?,
+            lost,
+            timewait_supported: tw_handler.is_some(),
+        })
+    }
+
+    /// Waits until events are available, then appends every queued one to `out`.
+    pub async fn read(&mut self, out: &mut Vec<RawEvent>) -> Result<()> {
+        let mut guard = self.ring.readable_mut().await?;
+        Self::drain_ring(guard.get_inner_mut(), out);
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Appends every queued event without waiting (for the final read before exit).
+    pub fn drain(&mut self, out: &mut Vec<RawEvent>) {
+        let ring = self.ring.get_mut();
+        Self::drain_ring(ring, out);
+    }
+
+    fn drain_ring(ring: &mut RingBufFd, out: &mut Vec<RawEvent>) {
+        while let Some(item) = ring.0.next() {
+            if item.len() >= size_of::<RawEvent>() {
+                // SAFETY: the kernel wrote a whole RawEvent (length checked); read_unaligned
+                // makes no alignment assumption and RawEvent is plain data.
+                out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RawEvent>()) });
+            }
+        }
+    }
+
+    /// Events the kernel side could not queue because the ring buffer was full.
+    pub fn lost(&self) -> Result<u64> {
+        let per_cpu = self
+            .lost
+            .get(&0, 0)
+            .context("reading the lost-events counter")?;
+        Ok(per_cpu.iter().sum())
+    }
+}

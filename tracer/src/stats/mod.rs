@@ -1,0 +1,104 @@
+//! Per-state dwell-time histograms (hdrhistogram, nanoseconds, 3 significant digits).
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::model::{InProgress, Note, Step, TcpState};
+
+/// Longest dwell a histogram can hold exactly: 30 days. Longer values are clamped, not dropped.
+const MAX_TRACKABLE_NS: u64 = 30 * 24 * 3600 * 1_000_000_000;
+
+/// Time spent in each state, one histogram per state.
+pub struct StateStats {
+    histograms: Vec<Histogram<u64>>,
+    start_not_seen: [u64; 11],
+}
+
+impl Default for StateStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One state's numbers, as the summary table and `--json` show them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StateSummary {
+    pub state: TcpState,
+    /// Sockets that left the state (with a known entry time) — the histogram's count.
+    pub count: u64,
+    pub min_ns: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+    /// Sockets still in the state at the time of the summary, and the oldest one's age so far.
+    pub in_progress: u64,
+    pub oldest_in_progress_ns: u64,
+    /// Sockets that left the state but whose entry was not seen: no duration for them.
+    pub start_not_seen: u64,
+}
+
+impl StateStats {
+    pub fn new() -> Self {
+        let histograms = TcpState::ALL
+            .iter()
+            .map(|_| {
+                Histogram::new_with_bounds(1, MAX_TRACKABLE_NS, 3)
+                    .expect("constant histogram bounds are valid")
+            })
+            .collect();
+        StateStats {
+            histograms,
+            start_not_seen: [0; 11],
+        }
+    }
+
+    pub fn record(&mut self, step: &Step) {
+        let i = step.from.index();
+        match step.dwell_ns {
+            Some(ns) => self.histograms[i].saturating_record(ns.clamp(1, MAX_TRACKABLE_NS)),
+            None if step.note == Some(Note::StartNotSeen) => self.start_not_seen[i] += 1,
+            None => {}
+        }
+    }
+
+    pub fn histogram(&self, state: TcpState) -> &Histogram<u64> {
+        &self.histograms[state.index()]
+    }
+
+    /// One summary per state that saw any activity, in the kernel's state order.
+    pub fn summaries(&self, in_progress: &[InProgress]) -> Vec<StateSummary> {
+        TcpState::ALL
+            .into_iter()
+            .map(|state| self.summary(state, in_progress))
+            .filter(|s| s.count + s.in_progress + s.start_not_seen > 0)
+            .collect()
+    }
+
+    pub fn summary(&self, state: TcpState, in_progress: &[InProgress]) -> StateSummary {
+        let h = self.histogram(state);
+        let open: Vec<u64> = in_progress
+            .iter()
+            .filter(|p| p.state == state)
+            .map(|p| p.age_ns)
+            .collect();
+        let q = |q: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            }
+        };
+        StateSummary {
+            state,
+            count: h.len(),
+            min_ns: if h.is_empty() { 0 } else { h.min() },
+            p50_ns: q(0.5),
+            p90_ns: q(0.9),
+            p99_ns: q(0.99),
+            max_ns: if h.is_empty() { 0 } else { h.max() },
+            in_progress: open.len() as u64,
+            oldest_in_progress_ns: open.iter().copied().max().unwrap_or(0),
+            start_not_seen: self.start_not_seen[state.index()],
+        }
+    }
+}
