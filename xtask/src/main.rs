@@ -1,1 +1,55 @@
-fn main() {}
+//! Project tasks: `cargo xtask test` (every check and test), `cargo xtask build`.
+//! The toolchains and bpf-linker come from scripts/setup.sh, which scripts/dev.sh runs first.
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "tracer project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Format check, clippy, unit tests, then the real-kernel integration tests (root).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        args: Vec<String>,
+    },
+    /// Release build of the single `tracer` binary (eBPF object embedded).
+    Build,
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {cargo}"))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
+        Task::Test { args } => {
+            cargo(&["fmt", "--all", "--", "--check"])?;
+            cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+            // The integration tests run the real binary: build it first.
+            cargo(&["build", "-p", "tracer"])?;
+            let mut test = vec!["test", "--workspace"];
+            if !args.is_empty() {
+                test.push("--");
+                test.extend(args.iter().map(String::as_str));
+            }
+            cargo(&test)
+        }
+    }
+}

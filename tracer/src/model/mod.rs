@@ -101,6 +101,9 @@ impl Model {
                 if let Some(step) = step {
                     steps.push(step);
                 }
+                if (old, new) == (TcpState::CloseWait, TcpState::LastAck) {
+                    steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev.netns, ev.ts_ns));
+                }
             }
             EventKind::TimeWait { phase, substate } => {
                 let closing = self.sockets.closing(&ev.tuple, ev.netns);

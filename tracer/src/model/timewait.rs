@@ -1,6 +1,14 @@
-//! Lives of timewait sockets, followed through their timer. The kernel reports a detach of the
-//! timer (`timer_cancel`) both right before an expiry or a re-arm and alone for an early kill, so
-//! a cancel only becomes an early end once no expiry or re-arm followed within [`CANCEL_GRACE_NS`].
+//! Lives of timewait sockets, followed through their timer.
+//!
+//! Kernel behaviour this encodes (verified on 6.18):
+//! - `timer_cancel` fires both right before an expiry or a re-arm of the same timer and alone
+//!   for an early kill (tw reuse, RST, netns exit). A cancel only becomes an early end once no
+//!   expiry or re-arm followed within [`CANCEL_GRACE_NS`].
+//! - A freed timewait's memory is soon reused by the next one. A start at a live address is a
+//!   new life when a full socket with that tuple is closing (a handover), else a re-arm.
+//! - An orphaned socket is handed over in FIN_WAIT2 substate; when the peer's FIN arrives within
+//!   the timer wheel's granularity (~2 s at 60 s) the re-arm is invisible, and only the substate
+//!   read at the end shows TIME_WAIT. TIME_WAIT is then counted from the timewait's start.
 use std::collections::{HashMap, VecDeque};
 
 use super::{
@@ -13,9 +21,12 @@ pub const CANCEL_GRACE_NS: u64 = 5_000_000;
 
 struct TimeWait {
     substate: TcpState,
+    /// When the timewait socket's timer first started.
+    started_ns: u64,
     /// When the current substate began (for FIN_WAIT2: when the full socket entered it).
     since_ns: u64,
-    cancel_at: Option<u64>,
+    /// A cancel not yet known to be an early end: its time and the substate it reported.
+    cancel: Option<(u64, TcpState)>,
     tuple: Tuple,
     netns: u32,
     owner: Owner,
@@ -35,15 +46,22 @@ impl TimeWaits {
     pub fn settle(&mut self, now_ns: u64) -> Vec<Step> {
         let mut steps = Vec::new();
         while let Some(&(at, addr)) = self.cancels.front() {
-            if at.saturating_add(CANCEL_GRACE_NS) >= now_ns && now_ns != u64::MAX {
+            if at.saturating_add(CANCEL_GRACE_NS) >= now_ns {
                 break;
             }
             self.cancels.pop_front();
-            if self.live.get(&addr).and_then(|tw| tw.cancel_at) == Some(at) {
-                steps.extend(self.end(addr, at, Note::EndedEarly));
-            }
+            self.end_if_cancelled(addr, at, &mut steps);
         }
         steps
+    }
+
+    fn end_if_cancelled(&mut self, addr: u64, at: u64, steps: &mut Vec<Step>) {
+        let Some((cancel_at, substate)) = self.live.get(&addr).and_then(|tw| tw.cancel) else {
+            return;
+        };
+        if cancel_at == at {
+            steps.extend(self.end(addr, at, substate, Note::EndedEarly));
+        }
     }
 
     /// Called when a full socket with this tuple goes to CLOSE: did a timewait take it over?
@@ -66,6 +84,31 @@ impl TimeWaits {
         }
     }
 
+    /// On one host both ends are visible: the peer's `CLOSE_WAIT -> LAST_ACK` is the moment its
+    /// FIN leaves, turning our FIN_WAIT2-substate timewait (the reversed tuple) into TIME_WAIT.
+    pub fn peer_sent_fin(&mut self, peer: &Tuple, netns: u32, ts_ns: u64) -> Option<Step> {
+        let reversed = Tuple::new(peer.remote, peer.remote_port, peer.local, peer.local_port);
+        let addr = *self.by_tuple.get(&(netns, reversed))?;
+        let tw = self.live.get_mut(&addr)?;
+        if tw.substate != TcpState::FinWait2 {
+            return None;
+        }
+        let step = Step {
+            ts_ns,
+            sk: addr,
+            tuple: tw.tuple,
+            netns: tw.netns,
+            owner: tw.owner.clone(),
+            from: TcpState::FinWait2,
+            to: TcpState::TimeWait,
+            dwell_ns: Some(ts_ns.saturating_sub(tw.since_ns)),
+            note: None,
+        };
+        tw.substate = TcpState::TimeWait;
+        tw.since_ns = ts_ns;
+        Some(step)
+    }
+
     pub fn timer(
         &mut self,
         ev: &Event,
@@ -73,62 +116,60 @@ impl TimeWaits {
         substate: TcpState,
         closing: Option<Closing>,
         anomalies: &mut Anomalies,
-    ) -> Option<Step> {
+    ) -> Vec<Step> {
         match phase {
-            TimerPhase::Start => self.start(ev, substate, closing),
+            TimerPhase::Start => self.start(ev, substate, closing, anomalies),
             TimerPhase::Cancel => {
                 if let Some(tw) = self.live.get_mut(&ev.sk) {
-                    tw.cancel_at = Some(ev.ts_ns);
+                    tw.cancel = Some((ev.ts_ns, substate));
                     self.cancels.push_back((ev.ts_ns, ev.sk));
                 }
-                None
+                Vec::new()
+            }
+            TimerPhase::Expire if self.live.contains_key(&ev.sk) => {
+                self.end(ev.sk, ev.ts_ns, substate, Note::Expired)
             }
             TimerPhase::Expire => {
-                if self.live.contains_key(&ev.sk) {
-                    self.end(ev.sk, ev.ts_ns, Note::Expired)
-                } else {
-                    anomalies.timewait_start_not_seen += 1;
-                    Some(Step {
-                        ts_ns: ev.ts_ns,
-                        sk: ev.sk,
-                        tuple: ev.tuple,
-                        netns: ev.netns,
-                        owner: Owner::default(),
-                        from: substate,
-                        to: TcpState::Close,
-                        dwell_ns: None,
-                        note: Some(Note::StartNotSeen),
-                    })
-                }
+                anomalies.timewait_start_not_seen += 1;
+                vec![Step {
+                    ts_ns: ev.ts_ns,
+                    sk: ev.sk,
+                    tuple: ev.tuple,
+                    netns: ev.netns,
+                    owner: Owner::default(),
+                    from: substate,
+                    to: TcpState::Close,
+                    dwell_ns: None,
+                    note: Some(Note::StartNotSeen),
+                }]
             }
         }
     }
 
-    fn start(&mut self, ev: &Event, substate: TcpState, closing: Option<Closing>) -> Option<Step> {
-        if let Some(tw) = self.live.get_mut(&ev.sk) {
-            // A re-arm of a live timewait: a substate change or a refreshed timeout.
-            tw.cancel_at = None;
-            if tw.substate == substate {
-                return None;
+    fn start(
+        &mut self,
+        ev: &Event,
+        substate: TcpState,
+        closing: Option<Closing>,
+        anomalies: &mut Anomalies,
+    ) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if self.live.contains_key(&ev.sk) {
+            if closing.is_none() {
+                return self.rearm(ev, substate).into_iter().collect();
             }
-            let step = Step {
-                ts_ns: ev.ts_ns,
-                sk: ev.sk,
-                tuple: tw.tuple,
-                netns: tw.netns,
-                owner: tw.owner.clone(),
-                from: tw.substate,
-                to: substate,
-                dwell_ns: Some(ev.ts_ns.saturating_sub(tw.since_ns)),
-                note: None,
-            };
-            tw.substate = substate;
-            tw.since_ns = ev.ts_ns;
-            return Some(step);
+            // A new timewait at the address of one that was killed: end the old life first.
+            match self.live.get(&ev.sk).and_then(|tw| tw.cancel) {
+                Some((at, old_substate)) => {
+                    steps.extend(self.end(ev.sk, at, old_substate, Note::EndedEarly))
+                }
+                None => {
+                    anomalies.timewait_start_not_seen += 1;
+                    self.forget(ev.sk);
+                }
+            }
         }
-        let from = closing
-            .as_ref()
-            .map_or(TcpState::FinWait2, |closing| closing.state);
+        let from = closing.as_ref().map_or(TcpState::FinWait2, |c| c.state);
         let since_ns = match &closing {
             Some(c) if substate == TcpState::FinWait2 && c.state == TcpState::FinWait2 => {
                 c.entered_ns
@@ -140,8 +181,9 @@ impl TimeWaits {
             ev.sk,
             TimeWait {
                 substate,
+                started_ns: ev.ts_ns,
                 since_ns,
-                cancel_at: None,
+                cancel: None,
                 tuple: ev.tuple,
                 netns: ev.netns,
                 owner: owner.clone(),
@@ -150,25 +192,77 @@ impl TimeWaits {
         );
         self.by_tuple.insert((ev.netns, ev.tuple), ev.sk);
         // An orphaned FIN_WAIT2 goes on quietly; the line worth printing is TIME_WAIT's start.
-        (substate == TcpState::TimeWait).then_some(Step {
-            ts_ns: ev.ts_ns,
-            sk: ev.sk,
-            tuple: ev.tuple,
-            netns: ev.netns,
-            owner,
-            from,
-            to: TcpState::TimeWait,
-            dwell_ns: None,
-            note: None,
-        })
+        if substate == TcpState::TimeWait {
+            steps.push(Step {
+                ts_ns: ev.ts_ns,
+                sk: ev.sk,
+                tuple: ev.tuple,
+                netns: ev.netns,
+                owner,
+                from,
+                to: TcpState::TimeWait,
+                dwell_ns: None,
+                note: None,
+            });
+        }
+        steps
     }
 
-    fn end(&mut self, addr: u64, at_ns: u64, note: Note) -> Option<Step> {
+    /// A re-arm of a live timewait: a substate change or a refreshed timeout.
+    fn rearm(&mut self, ev: &Event, substate: TcpState) -> Option<Step> {
+        let tw = self.live.get_mut(&ev.sk)?;
+        tw.cancel = None;
+        if tw.substate == substate {
+            return None;
+        }
+        let step = Step {
+            ts_ns: ev.ts_ns,
+            sk: ev.sk,
+            tuple: tw.tuple,
+            netns: tw.netns,
+            owner: tw.owner.clone(),
+            from: tw.substate,
+            to: substate,
+            dwell_ns: Some(ev.ts_ns.saturating_sub(tw.since_ns)),
+            note: None,
+        };
+        tw.substate = substate;
+        tw.since_ns = ev.ts_ns;
+        Some(step)
+    }
+
+    fn forget(&mut self, addr: u64) -> Option<TimeWait> {
         let tw = self.live.remove(&addr)?;
         if self.by_tuple.get(&(tw.netns, tw.tuple)) == Some(&addr) {
             self.by_tuple.remove(&(tw.netns, tw.tuple));
         }
-        Some(Step {
+        Some(tw)
+    }
+
+    /// Ends a timewait at `at_ns`; `final_substate` is what the kernel reported at the end.
+    fn end(&mut self, addr: u64, at_ns: u64, final_substate: TcpState, note: Note) -> Vec<Step> {
+        let Some(mut tw) = self.forget(addr) else {
+            return Vec::new();
+        };
+        let mut steps = Vec::new();
+        if tw.substate == TcpState::FinWait2 && final_substate == TcpState::TimeWait {
+            // The FIN arrived without a visible re-arm: FIN_WAIT2 is known up to the
+            // timewait's start, TIME_WAIT is counted from there.
+            steps.push(Step {
+                ts_ns: tw.started_ns,
+                sk: addr,
+                tuple: tw.tuple,
+                netns: tw.netns,
+                owner: tw.owner.clone(),
+                from: TcpState::FinWait2,
+                to: TcpState::TimeWait,
+                dwell_ns: Some(tw.started_ns.saturating_sub(tw.since_ns)),
+                note: None,
+            });
+            tw.substate = TcpState::TimeWait;
+            tw.since_ns = tw.started_ns;
+        }
+        steps.push(Step {
             ts_ns: at_ns,
             sk: addr,
             tuple: tw.tuple,
@@ -178,7 +272,8 @@ impl TimeWaits {
             to: TcpState::Close,
             dwell_ns: Some(at_ns.saturating_sub(tw.since_ns)),
             note: Some(note),
-        })
+        });
+        steps
     }
 
     pub fn in_progress(&self, now_ns: u64) -> Vec<InProgress> {
