@@ -1,1 +1,181 @@
-//! Real-kernel integration tests live in tests/*.rs; this library holds their shared helpers.
+//! Helpers for the real-kernel integration tests in tests/*.rs: attach the real eBPF programs
+//! (filtered to one test's ports so tests running in parallel do not see each other), drive real
+//! loopback TCP, and run the real `tracer` binary. Every wait is bounded.
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use tracer::{
+    model::{Event, Model, Step, TcpState},
+    probe::{DEFAULT_RING_BYTES, Probe},
+};
+use tracer_common::FilterConfig;
+
+/// The real probe feeding the real model, keeping every step.
+pub struct Trace {
+    probe: Probe,
+    model: Model,
+    pub steps: Vec<Step>,
+}
+
+impl Trace {
+    /// Attaches the programs, keeping only connections with one of `ports`.
+    pub fn attach(ports: &[u16]) -> Trace {
+        let mut filter = FilterConfig {
+            port_count: ports.len() as u16,
+            ..Default::default()
+        };
+        filter.ports[..ports.len()].copy_from_slice(ports);
+        let probe = Probe::attach(&filter, DEFAULT_RING_BYTES).expect("attach eBPF programs");
+        assert!(probe.timewait_supported, "tw_timer_handler must be found");
+        Trace {
+            probe,
+            model: Model::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Reads events until `done(steps)` holds or `timeout` passes; returns whether it held.
+    pub async fn collect_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&[Step]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut raw = Vec::new();
+        loop {
+            if done(&self.steps) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let wait = left.min(Duration::from_millis(100));
+            if let Ok(read) = tokio::time::timeout(wait, self.probe.read(&mut raw)).await {
+                read.expect("ring buffer read");
+            }
+            for r in raw.drain(..) {
+                let ev = Event::try_from(&r).expect("decodable event");
+                self.steps.extend(self.model.apply(&ev));
+            }
+            self.steps
+                .extend(self.model.finish(tracer::output::clock::boot_ns()));
+        }
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.probe.lost().expect("read lost counter")
+    }
+}
+
+/// A port nobody listens on right now (bound then released).
+pub fn free_port(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0))
+        .expect("bind ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `(from, to)` pairs of the steps on sockets whose local port is `port`, in order.
+pub fn transitions_at(steps: &[Step], local_port: u16) -> Vec<(TcpState, TcpState)> {
+    steps
+        .iter()
+        .filter(|s| s.tuple.local_port == local_port)
+        .map(|s| (s.from, s.to))
+        .collect()
+}
+
+/// One connection: connect, hold it open `hold`, the client closes first, then the server.
+pub fn client_closes_first(server: &TcpListener, hold: Duration) -> SocketAddr {
+    let client = TcpStream::connect(server.local_addr().unwrap()).expect("connect");
+    let (accepted, _) = server.accept().expect("accept");
+    let client_addr = client.local_addr().unwrap();
+    std::thread::sleep(hold);
+    drop(client);
+    std::thread::sleep(Duration::from_millis(20));
+    drop(accepted);
+    client_addr
+}
+
+/// The `tracer` binary built next to this test executable (or `$TRACER_BIN`).
+pub fn tracer_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TRACER_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("tracer");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p tracer` first",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `tracer` process whose programs are attached (it printed its ready line).
+pub struct Running {
+    pub child: std::process::Child,
+}
+
+impl Running {
+    /// Starts `tracer ARGS` and waits (at most 10 s) until it says it is tracing.
+    pub fn start(args: &[&str]) -> Running {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(tracer_bin())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tracer");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("Ctrl-C") => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("tracer did not start: {e}");
+                }
+            }
+        }
+        Running { child }
+    }
+
+    /// Waits (at most `timeout`) for exit; returns the exit code and stdout.
+    pub fn finish(mut self, timeout: Duration) -> (i32, String) {
+        use std::io::Read;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tracer did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (status.code().unwrap_or(-1), out)
+    }
+}

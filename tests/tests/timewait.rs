@@ -1,0 +1,92 @@
+//! TIME_WAIT followed through the timewait socket's timer: its start, an early end by
+//! tcp_tw_reuse, and (slow) the kernel's own 60 s expiry, IPv4 and IPv6.
+use std::{net::TcpListener, time::Duration};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+use tracer::model::{Note, TcpState::*};
+use tracer_tests::{Trace, client_closes_first, free_port};
+
+/// A client socket bound to a fixed local port, so a second connection reuses the 4-tuple.
+fn connect_from(local: u16, server: &TcpListener) -> Socket {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.bind(&SockAddr::from(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        local,
+    ))))
+    .unwrap();
+    s.connect(&SockAddr::from(server.local_addr().unwrap()))
+        .expect("connect");
+    s
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn reusing_the_tuple_ends_time_wait_early() {
+    let (sport, cport) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let mut trace = Trace::attach(&[sport]);
+    let server = TcpListener::bind(("127.0.0.1", sport)).unwrap();
+    for round in 0..2 {
+        let client = connect_from(cport, &server);
+        let (accepted, _) = server.accept().unwrap();
+        drop(client);
+        std::thread::sleep(Duration::from_millis(20));
+        drop(accepted);
+        if round == 0 {
+            // tcp_tw_reuse (default 2: loopback) lets a connect reuse a TIME_WAIT older than 1 s.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }
+    let ended_early = |steps: &[tracer::model::Step]| {
+        steps
+            .iter()
+            .find(|s| s.tuple.local_port == cport && s.note == Some(Note::EndedEarly))
+            .cloned()
+    };
+    let seen = trace
+        .collect_until(Duration::from_secs(5), |s| ended_early(s).is_some())
+        .await;
+    assert!(seen, "no early end in {:#?}", trace.steps);
+    let step = ended_early(&trace.steps).unwrap();
+    assert_eq!((step.from, step.to), (TimeWait, Close));
+    let ms = step.dwell_ns.unwrap() / 1_000_000;
+    assert!((1400..2000).contains(&ms), "TIME_WAIT lasted {ms} ms");
+    // The second connection's TIME_WAIT is a new life, still going.
+    let starts = trace
+        .steps
+        .iter()
+        .filter(|s| s.tuple.local_port == cport && s.to == TimeWait)
+        .count();
+    assert_eq!(starts, 2, "{:#?}", trace.steps);
+}
+
+async fn expires_after_60s(ip: &str) {
+    let port = free_port(ip);
+    let mut trace = Trace::attach(&[port]);
+    let server = TcpListener::bind((ip, port)).unwrap();
+    let cport = client_closes_first(&server, Duration::from_millis(10)).port();
+    let expired = |steps: &[tracer::model::Step]| {
+        steps
+            .iter()
+            .find(|s| s.tuple.local_port == cport && s.note == Some(Note::Expired))
+            .cloned()
+    };
+    let seen = trace
+        .collect_until(Duration::from_secs(70), |s| expired(s).is_some())
+        .await;
+    assert!(seen, "no expiry in {:#?}", trace.steps);
+    let step = expired(&trace.steps).unwrap();
+    assert_eq!((step.from, step.to), (TimeWait, Close));
+    let secs = step.dwell_ns.unwrap() as f64 / 1e9;
+    assert!((58.0..=62.0).contains(&secs), "TIME_WAIT lasted {secs} s");
+}
+
+/// Slow: waits for the kernel's 60 s TIME_WAIT (both families run in parallel).
+#[tokio::test(flavor = "current_thread")]
+async fn ipv4_time_wait_expires_after_60s() {
+    expires_after_60s("127.0.0.1").await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn ipv6_time_wait_expires_after_60s() {
+    expires_after_60s("::1").await;
+}
