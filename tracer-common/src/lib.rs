@@ -49,6 +49,8 @@ pub struct RawEvent {
     pub sk: u64,
     /// `bpf_get_current_pid_tgid()`: tgid in the high half. 0 in softirq on the idle task.
     pub pid_tgid: u64,
+    /// `bpf_get_current_cgroup_id()`: the container of the current task (cgroup v2).
+    pub cgroup_id: u64,
     /// Inode number of the socket's network namespace (0 if unknown).
     pub netns: u32,
     pub saddr: [u8; 16],

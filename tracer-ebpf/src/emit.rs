@@ -2,7 +2,10 @@
 use aya_ebpf::{
     Global,
     helpers::bpf_probe_read_kernel,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_ktime_get_boot_ns,
+    },
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
@@ -82,6 +85,8 @@ pub fn emit(seen: Seen) -> Result<(), i32> {
     ev.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
     ev.sk = sk as u64;
     ev.pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: helper without arguments, valid in every program type used here.
+    ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     ev.kind = seen.kind;
     ev.old_state = seen.old_state;
     ev.new_state = seen.new_state;

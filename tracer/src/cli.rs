@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tracer_common::{AF_INET, AF_INET6, FilterConfig, MAX_PORTS};
 
-use crate::model::TcpState;
+use crate::{model::TcpState, stats::closes::GroupBy};
 
 const ABOUT: &str = "Trace TCP state transitions with eBPF: how long sockets stay in each state \
 (TIME_WAIT, CLOSE_WAIT, ...) and which side closed first.";
@@ -15,7 +15,8 @@ Examples:
   sudo tracer run                                 # every transition, a summary every 10 s
   sudo tracer run --port 8080 --duration 30s      # one service, 30 seconds
   sudo tracer histogram --state TIME_WAIT --duration 70s
-  sudo tracer histogram --state close-wait --json";
+  sudo tracer histogram --state close-wait --json
+  sudo tracer closes --duration 10s               # which side closes first, per service";
 
 #[derive(Parser, Debug)]
 #[command(name = "tracer", version, about = ABOUT, after_help = EXAMPLES)]
@@ -49,6 +50,17 @@ Examples:
 State names: any case, with '_', '-' or nothing between words (TIME_WAIT, time-wait,
 timewait). Sockets still in the state at the end are reported apart with their age so far.")]
     Histogram(HistogramArgs),
+    /// Collect for a while, then show who closed first, per service or per process: this side,
+    /// the peer, both, RST either way, or a failed connect.
+    #[command(after_help = "\
+Examples:
+  sudo tracer closes --duration 10s                 # per service (server: local, client: remote)
+  sudo tracer closes --by process --duration 1m     # per owning process
+  sudo tracer closes --port 8080 --json             # until Ctrl-C, then a JSON array
+
+The side that closes first holds the TIME_WAIT; a side that stays in CLOSE_WAIT has an
+application that has not called close(). Each row ends with a sentence saying which.")]
+    Closes(ClosesArgs),
 }
 
 /// Which traffic to follow; applied in the kernel so the rest never reaches userspace.
@@ -114,6 +126,21 @@ pub struct HistogramArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Print one JSON object instead of the chart.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClosesArgs {
+    /// Collect for this long (e.g. 10s, 5m). Default: until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// One row per service (address:port and role) or per process.
+    #[arg(long, value_enum, default_value = "service")]
+    pub by: GroupBy,
+    /// Print a JSON array of rows instead of the table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

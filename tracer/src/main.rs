@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => commands::run::run(args).await,
             Command::Histogram(args) => commands::histogram::run(args).await,
+            Command::Closes(args) => commands::closes::run(args).await,
         }
     });
     match result {

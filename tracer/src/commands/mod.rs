@@ -1,4 +1,5 @@
 //! One module per subcommand; `collect` is the live loop they share.
+pub mod closes;
 pub mod collect;
 pub mod histogram;
 pub mod run;

@@ -8,8 +8,11 @@ use super::collect::{Collector, Sink};
 use crate::{
     cli::RunArgs,
     model::Step,
-    output::{clock::WallClock, line, table},
-    stats::StateSummary,
+    output::{clock::WallClock, closes, line, table},
+    stats::{
+        StateSummary,
+        closes::{CloseRow, CloseStats, GroupBy},
+    },
 };
 
 struct RunSink {
@@ -17,6 +20,7 @@ struct RunSink {
     clock: WallClock,
     json: bool,
     quiet: bool,
+    closes: CloseStats,
 }
 
 #[derive(Serialize)]
@@ -27,6 +31,7 @@ struct JsonSummary<'a> {
     #[serde(rename = "final")]
     is_final: bool,
     states: &'a [StateSummary],
+    closes: &'a [CloseRow],
     events: u64,
     lost: u64,
     undecodable: u64,
@@ -35,6 +40,7 @@ struct JsonSummary<'a> {
 impl RunSink {
     fn summary(&mut self, collector: &Collector, is_final: bool) -> Result<()> {
         let rows = collector.summaries();
+        let close_rows = self.closes.rows(GroupBy::Service);
         let counters = collector.counters();
         if self.json {
             let s = JsonSummary {
@@ -42,6 +48,7 @@ impl RunSink {
                 time: chrono::Local::now().to_rfc3339(),
                 is_final,
                 states: &rows,
+                closes: &close_rows,
                 events: counters.events,
                 lost: counters.lost,
                 undecodable: counters.undecodable,
@@ -54,6 +61,13 @@ impl RunSink {
                 chrono::Local::now().format("%H:%M:%S")
             );
             writeln!(self.out, "{}", table::text(&rows, &counters, &title))?;
+            if !close_rows.is_empty() {
+                writeln!(
+                    self.out,
+                    "{}",
+                    closes::text(&close_rows, "--- who closed first ---")
+                )?;
+            }
         }
         self.out.flush()?;
         Ok(())
@@ -62,6 +76,7 @@ impl RunSink {
 
 impl Sink for RunSink {
     fn step(&mut self, step: &Step) -> Result<()> {
+        self.closes.record(step);
         if self.quiet {
             return Ok(());
         }
@@ -86,6 +101,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         clock: WallClock::now(),
         json: args.json,
         quiet: args.quiet,
+        closes: CloseStats::default(),
     };
     if !args.json && !args.quiet {
         writeln!(sink.out, "{}", line::header())?;

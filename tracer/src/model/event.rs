@@ -63,6 +63,8 @@ pub struct Event {
     /// Process (tgid) current when the event fired; 0 in softirq on an idle CPU.
     pub pid: u32,
     pub comm: String,
+    /// cgroup (v2) id of the current task: its container.
+    pub cgroup_id: u64,
     pub netns: u32,
 }
 
@@ -135,6 +137,7 @@ impl TryFrom<&RawEvent> for Event {
             ),
             pid: (raw.pid_tgid >> 32) as u32,
             comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+            cgroup_id: raw.cgroup_id,
             netns: raw.netns,
         })
     }

@@ -1,6 +1,8 @@
 //! The pure state model: events in, [`Step`]s out. No BPF, no clock, no I/O, so every rule here
 //! is unit-tested from synthetic event sequences.
+pub mod close;
 pub mod event;
+mod pending;
 mod sockets;
 pub mod state;
 mod timewait;
@@ -10,6 +12,7 @@ mod tests;
 
 use serde::Serialize;
 
+pub use close::{CloseKind, End, Role, Service};
 pub use event::{Event, EventKind, TimerPhase, Tuple};
 pub use state::TcpState;
 
@@ -17,10 +20,12 @@ use sockets::Sockets;
 use timewait::TimeWaits;
 
 /// Who a socket belongs to, as far as the model could tell.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Owner {
     pub pid: u32,
     pub comm: String,
+    /// cgroup (v2) id of the owner when it was seen: its container.
+    pub cgroup_id: u64,
 }
 
 /// Why a step is worth a remark on its line.
@@ -51,6 +56,8 @@ pub struct Step {
     /// another socket (an orphaned FIN_WAIT2 handed to a timewait socket).
     pub dwell_ns: Option<u64>,
     pub note: Option<Note>,
+    /// Set on the step that ends a connection: who closed it and how.
+    pub end: Option<End>,
 }
 
 /// A socket still in some state when asked.
@@ -87,7 +94,7 @@ impl Model {
     /// Feeds one event; returns the steps it completes (possibly none, possibly an earlier
     /// timewait end that this event's time makes certain).
     pub fn apply(&mut self, ev: &Event) -> Vec<Step> {
-        let mut steps = self.timewaits.settle(ev.ts_ns);
+        let mut steps = self.finish(ev.ts_ns);
         match ev.kind {
             EventKind::StateChange { old, new } => {
                 let handed = if new == TcpState::Close {
@@ -95,12 +102,10 @@ impl Model {
                 } else {
                     sockets::Handover::None
                 };
-                let step = self
-                    .sockets
-                    .change(ev, old, new, handed, &mut self.anomalies);
-                if let Some(step) = step {
-                    steps.push(step);
-                }
+                steps.extend(
+                    self.sockets
+                        .change(ev, old, new, handed, &mut self.anomalies),
+                );
                 if (old, new) == (TcpState::CloseWait, TcpState::LastAck) {
                     steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev.netns, ev.ts_ns));
                 }
@@ -115,15 +120,19 @@ impl Model {
                     &mut self.anomalies,
                 ));
             }
-            EventKind::ResetSent | EventKind::ResetReceived => {}
+            EventKind::ResetSent => steps.extend(self.sockets.reset(ev, true)),
+            EventKind::ResetReceived => steps.extend(self.sockets.reset(ev, false)),
         }
         steps
     }
 
-    /// Ends the timewaits whose early end is certain at `now_ns` (no expiry or re-arm
-    /// followed their cancel); call on a timer and before a final summary.
+    /// Releases what became certain by `now_ns`: timewaits whose cancel was not followed by an
+    /// expiry or re-arm (early ends), and aborts whose RST did not come. Call it on a timer and
+    /// before a final summary.
     pub fn finish(&mut self, now_ns: u64) -> Vec<Step> {
-        self.timewaits.settle(now_ns)
+        let mut steps = self.timewaits.settle(now_ns);
+        steps.extend(self.sockets.settle(now_ns));
+        steps
     }
 
     /// Sockets still in a state at `now_ns`, with their age in it.

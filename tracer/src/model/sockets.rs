@@ -1,9 +1,13 @@
 //! Lives of full sockets, keyed by kernel socket address. An address is reused by the allocator,
 //! so a life starts at `CLOSE -> SYN_SENT`, `CLOSE -> LISTEN` or `LISTEN -> SYN_RECV` and no
-//! duration is ever computed across two lives.
+//! duration or close classification ever spans two lives.
 use std::collections::HashMap;
 
-use super::{Anomalies, Event, InProgress, Note, Owner, Step, TcpState, Tuple};
+use super::{
+    Anomalies, Event, InProgress, Note, Owner, Step, TcpState, Tuple,
+    close::{CloseKind, End, Role, Service},
+    pending::PendingEnds,
+};
 
 /// What the timewait side knows about a full socket that is handing over to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +31,10 @@ struct Life {
     entered_ns: u64,
     tuple: Tuple,
     owner: Owner,
+    role: Role,
+    first_close: Option<CloseKind>,
+    rst_received: bool,
+    rst_sent: bool,
 }
 
 #[derive(Default)]
@@ -38,6 +46,8 @@ pub struct Sockets {
     /// Sockets in FIN_WAIT1, FIN_WAIT2 or CLOSING by (netns, tuple), so the timewait socket
     /// that takes one over can find it in O(1).
     closing_index: HashMap<(u32, Tuple), u64>,
+    /// Ends that wait for a `tcp_send_reset` that follows the CLOSE it belongs to.
+    pending: PendingEnds,
 }
 
 fn is_closing(state: TcpState) -> bool {
@@ -47,12 +57,14 @@ fn is_closing(state: TcpState) -> bool {
     )
 }
 
-fn starts_life(old: TcpState, new: TcpState) -> bool {
+fn new_life_role(old: TcpState, new: TcpState) -> Option<Role> {
     use TcpState::*;
-    matches!(
-        (old, new),
-        (Close, SynSent) | (Close, Listen) | (Listen, SynRecv)
-    )
+    match (old, new) {
+        (Close, SynSent) => Some(Role::Client),
+        (Close, Listen) => Some(Role::Listener),
+        (Listen, SynRecv) => Some(Role::Server),
+        _ => None,
+    }
 }
 
 /// Transitions that only happen inside a system call of the owning process
@@ -73,63 +85,162 @@ impl Sockets {
         new: TcpState,
         handover: Handover,
         anomalies: &mut Anomalies,
-    ) -> Option<Step> {
-        let fresh = starts_life(old, new);
-        let current = Owner {
-            pid: ev.pid,
-            comm: ev.comm.clone(),
+    ) -> Vec<Step> {
+        // A new life at this address settles the end of the previous one: no RST can follow.
+        let mut out = if new_life_role(old, new).is_some() {
+            self.pending.take(ev.sk).into_iter().collect()
+        } else {
+            Vec::new()
         };
-        let (dwell_ns, mut note, mut owner) = match self.lives.get(&ev.sk) {
-            Some(life) if !fresh && life.state == old => (
-                Some(ev.ts_ns.saturating_sub(life.entered_ns)),
-                None,
-                life.owner.clone(),
-            ),
-            known => {
-                if known.is_some() && !fresh {
-                    anomalies.state_mismatch += 1;
-                }
-                let note = (!fresh).then_some(Note::StartNotSeen);
-                let owner = if old == TcpState::Listen {
-                    self.listener_owner(ev)
-                } else {
-                    Owner::default()
-                };
-                (None, note, owner)
-            }
+        let mut life = self.continue_or_start(ev, old, new, anomalies);
+        let dwell_ns = match (life.as_ref(), handover) {
+            (_, Handover::ContinuesFinWait2) if new == TcpState::Close => None,
+            (Some((_, dwell)), _) => *dwell,
+            (None, _) => None,
         };
-        if in_owner_context(old, new) || (owner.pid == 0 && ev.pid != 0 && !fresh) {
-            owner = current;
+        let mut life = match life.take() {
+            Some((life, _)) => life,
+            None => self.fresh_life(ev, old, new),
+        };
+        // Softirq events carry whatever task was interrupted: only trust syscall transitions.
+        if in_owner_context(old, new) {
+            life.owner = owner_of(ev);
         }
-        let dwell_ns = match handover {
-            Handover::ContinuesFinWait2 if new == TcpState::Close => None,
-            _ => dwell_ns,
-        };
-        if new == TcpState::Close && handover != Handover::None {
-            note = Some(Note::TimewaitTakesOver);
+        if let Some(kind) = CloseKind::from_first_close(old, new)
+            && life.first_close.is_none()
+        {
+            life.first_close = Some(kind);
         }
-        self.track(ev, old, new, &owner);
-        Some(Step {
+        if (old, new) == (TcpState::FinWait1, TcpState::Closing) {
+            life.first_close = Some(CloseKind::Simultaneous);
+        }
+        let note = if new == TcpState::Close && handover != Handover::None {
+            Some(Note::TimewaitTakesOver)
+        } else if dwell_ns.is_none() && new_life_role(old, new).is_none() {
+            Some(Note::StartNotSeen)
+        } else {
+            None
+        };
+        let mut step = Step {
             ts_ns: ev.ts_ns,
             sk: ev.sk,
             tuple: ev.tuple,
             netns: ev.netns,
-            owner,
+            owner: life.owner.clone(),
             from: old,
             to: new,
             dwell_ns,
             note,
-        })
+            end: None,
+        };
+        self.index(ev, old, new, &life.owner);
+        if new != TcpState::Close {
+            life.state = new;
+            life.entered_ns = ev.ts_ns;
+            life.tuple = ev.tuple;
+            self.lives.insert(ev.sk, life);
+            out.push(step);
+            return out;
+        }
+        if life.role == Role::Listener {
+            out.push(step);
+            return out;
+        }
+        let service = self.service(&life, ev);
+        let end = |kind| End {
+            kind,
+            role: life.role,
+            service,
+            timewait: handover != Handover::None,
+        };
+        let kind = life.first_close.or(match old {
+            TcpState::SynSent => Some(CloseKind::ConnectFailed),
+            TcpState::SynRecv => Some(CloseKind::HandshakeIncomplete),
+            _ if life.rst_received => Some(CloseKind::RstReceived),
+            _ if life.rst_sent => Some(CloseKind::RstSent),
+            _ => None,
+        });
+        match kind {
+            Some(kind) => {
+                step.end = Some(end(kind));
+                out.push(step);
+            }
+            // An abort reports CLOSE before its RST: wait for it (or its absence).
+            None => {
+                step.end = Some(end(CloseKind::Aborted));
+                self.pending.hold(step);
+            }
+        }
+        out
     }
 
-    fn listener_owner(&self, ev: &Event) -> Owner {
-        self.listeners
-            .get(&(ev.netns, ev.tuple.local_port))
-            .cloned()
-            .unwrap_or_default()
+    /// The life this transition continues, with the time spent in `old`; `None` when the
+    /// transition starts a new life or does not follow from what was known.
+    fn continue_or_start(
+        &mut self,
+        ev: &Event,
+        old: TcpState,
+        new: TcpState,
+        anomalies: &mut Anomalies,
+    ) -> Option<(Life, Option<u64>)> {
+        let known = self.lives.remove(&ev.sk);
+        match known {
+            Some(life) if new_life_role(old, new).is_none() && life.state == old => {
+                let dwell = ev.ts_ns.saturating_sub(life.entered_ns);
+                Some((life, Some(dwell)))
+            }
+            Some(_) if new_life_role(old, new).is_none() => {
+                anomalies.state_mismatch += 1;
+                None
+            }
+            _ => None,
+        }
     }
 
-    fn track(&mut self, ev: &Event, old: TcpState, new: TcpState, owner: &Owner) {
+    fn fresh_life(&self, ev: &Event, old: TcpState, new: TcpState) -> Life {
+        let role = new_life_role(old, new).unwrap_or(Role::Unknown);
+        let owner = if role == Role::Server {
+            self.listeners
+                .get(&(ev.netns, ev.tuple.local_port))
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            Owner::default()
+        };
+        Life {
+            state: old,
+            entered_ns: ev.ts_ns,
+            tuple: ev.tuple,
+            owner,
+            role,
+            first_close: None,
+            rst_received: false,
+            rst_sent: false,
+        }
+    }
+
+    /// Client: the remote end; server: the local end; unknown: the side with the lower port
+    /// (or a known listener's port), the usual shape of a service.
+    fn service(&self, life: &Life, ev: &Event) -> Service {
+        let t = &ev.tuple;
+        let local = Service {
+            addr: t.local,
+            port: t.local_port,
+        };
+        let remote = Service {
+            addr: t.remote,
+            port: t.remote_port,
+        };
+        match life.role {
+            Role::Server | Role::Listener => local,
+            Role::Client => remote,
+            Role::Unknown if self.listeners.contains_key(&(ev.netns, t.local_port)) => local,
+            Role::Unknown if t.local_port < t.remote_port => local,
+            Role::Unknown => remote,
+        }
+    }
+
+    fn index(&mut self, ev: &Event, old: TcpState, new: TcpState, owner: &Owner) {
         let key = (ev.netns, ev.tuple.local_port);
         if new == TcpState::Listen {
             self.listeners.insert(key, owner.clone());
@@ -142,19 +253,27 @@ impl Sockets {
         if is_closing(new) {
             self.closing_index.insert((ev.netns, ev.tuple), ev.sk);
         }
-        if new == TcpState::Close {
-            self.lives.remove(&ev.sk);
-            return;
+    }
+
+    /// `tcp_receive_reset` comes before the CLOSE it causes; `tcp_send_reset` after it
+    /// (an abort) or before it (a reset while the socket lives on).
+    pub fn reset(&mut self, ev: &Event, sent: bool) -> Option<Step> {
+        if sent && let Some(step) = self.pending.reset_sent(ev) {
+            return Some(step);
         }
-        self.lives.insert(
-            ev.sk,
-            Life {
-                state: new,
-                entered_ns: ev.ts_ns,
-                tuple: ev.tuple,
-                owner: owner.clone(),
-            },
-        );
+        if let Some(life) = self.lives.get_mut(&ev.sk) {
+            if sent {
+                life.rst_sent = true;
+            } else {
+                life.rst_received = true;
+            }
+        }
+        None
+    }
+
+    /// Ends held for an RST that did not come within the grace: aborted without one.
+    pub fn settle(&mut self, now_ns: u64) -> Vec<Step> {
+        self.pending.settle(now_ns)
     }
 
     /// The closing full socket with this tuple, if one is followed.
@@ -177,5 +296,13 @@ impl Sockets {
                 tuple: l.tuple,
             })
             .collect()
+    }
+}
+
+fn owner_of(ev: &Event) -> Owner {
+    Owner {
+        pid: ev.pid,
+        comm: ev.comm.clone(),
+        cgroup_id: ev.cgroup_id,
     }
 }

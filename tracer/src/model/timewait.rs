@@ -103,6 +103,7 @@ impl TimeWaits {
             to: TcpState::TimeWait,
             dwell_ns: Some(ts_ns.saturating_sub(tw.since_ns)),
             note: None,
+            end: None,
         };
         tw.substate = TcpState::TimeWait;
         tw.since_ns = ts_ns;
@@ -141,6 +142,7 @@ impl TimeWaits {
                     to: TcpState::Close,
                     dwell_ns: None,
                     note: Some(Note::StartNotSeen),
+                    end: None,
                 }]
             }
         }
@@ -203,6 +205,7 @@ impl TimeWaits {
                 to: TcpState::TimeWait,
                 dwell_ns: None,
                 note: None,
+                end: None,
             });
         }
         steps
@@ -225,6 +228,7 @@ impl TimeWaits {
             to: substate,
             dwell_ns: Some(ev.ts_ns.saturating_sub(tw.since_ns)),
             note: None,
+            end: None,
         };
         tw.substate = substate;
         tw.since_ns = ev.ts_ns;
@@ -258,6 +262,7 @@ impl TimeWaits {
                 to: TcpState::TimeWait,
                 dwell_ns: Some(tw.started_ns.saturating_sub(tw.since_ns)),
                 note: None,
+                end: None,
             });
             tw.substate = TcpState::TimeWait;
             tw.since_ns = tw.started_ns;
@@ -272,6 +277,7 @@ impl TimeWaits {
             to: TcpState::Close,
             dwell_ns: Some(at_ns.saturating_sub(tw.since_ns)),
             note: Some(note),
+            end: None,
         });
         steps
     }

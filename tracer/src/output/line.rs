@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::{clock::WallClock, duration::human};
-use crate::model::{Note, Step, TcpState};
+use crate::model::{End, Note, Step, TcpState};
 
 /// `127.0.0.1:80`, `[::1]:80`.
 pub fn endpoint(addr: IpAddr, port: u16) -> String {
@@ -53,6 +53,9 @@ pub fn text(step: &Step, clock: &WallClock) -> String {
     if let Some(note) = step.note {
         line.push_str(&format!(" ({})", note_text(note)));
     }
+    if let Some(end) = step.end {
+        line.push_str(&format!(" [{}]", end.kind.describe()));
+    }
     line
 }
 
@@ -71,6 +74,9 @@ struct JsonTransition<'a> {
     dwell_ns: Option<u64>,
     note: Option<Note>,
     netns: u32,
+    cgroup_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<End>,
 }
 
 /// One JSON object (no trailing newline) for a transition.
@@ -88,6 +94,8 @@ pub fn json(step: &Step, clock: &WallClock) -> String {
         dwell_ns: step.dwell_ns,
         note: step.note,
         netns: step.netns,
+        cgroup_id: step.owner.cgroup_id,
+        end: step.end,
     };
     serde_json::to_string(&line).unwrap_or_default()
 }

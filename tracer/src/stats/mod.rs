@@ -1,4 +1,6 @@
 //! Per-state dwell-time histograms (hdrhistogram, nanoseconds, 3 significant digits).
+pub mod closes;
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
