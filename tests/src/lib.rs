@@ -13,6 +13,8 @@ use tracer::{
 };
 use tracer_common::FilterConfig;
 
+pub mod netns;
+
 /// The real probe feeding the real model, keeping every step.
 pub struct Trace {
     probe: Probe,
