@@ -38,13 +38,20 @@ if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSIO
         --no-default-features --features "llvm-$llvm_major" --root "$TOOLS"
 fi
 
-# Test helpers: iproute2 for network namespaces, bpftool to check nothing is left attached.
+# Test and benchmark helpers: iproute2 for network namespaces, bpftool to check nothing is left
+# attached, nginx and wrk for real HTTP churn, util-linux's setpriv to drop privileges.
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
+    # No service may start from a package's install script: tests start their own nginx.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    rm -f /usr/sbin/policy-rc.d
 fi
 
 say "ready: $(rustup run "$HOST_TC" rustc --version), eBPF $(rustup run "$EBPF_TC" rustc --version), $("$TOOLS/bin/bpf-linker" --version)"

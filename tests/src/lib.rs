@@ -14,6 +14,7 @@ use tracer::{
 use tracer_common::FilterConfig;
 
 pub mod netns;
+pub mod nginx;
 
 /// The real probe feeding the real model, keeping every step.
 pub struct Trace {

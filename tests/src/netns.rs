@@ -27,14 +27,18 @@ impl HostPair {
     pub fn create(tag: &str) -> HostPair {
         let server_ns = format!("trc{tag}s");
         let client_ns = format!("trc{tag}c");
-        let _ = Command::new("ip").args(["netns", "del", &server_ns]).output();
-        let _ = Command::new("ip").args(["netns", "del", &client_ns]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &server_ns])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &client_ns])
+            .output();
         ip(&["netns", "add", &server_ns]);
         ip(&["netns", "add", &client_ns]);
         let (va, vb) = (format!("v{tag}s"), format!("v{tag}c"));
         ip(&[
-            "link", "add", &va, "netns", &server_ns, "type", "veth", "peer", "name", &vb,
-            "netns", &client_ns,
+            "link", "add", &va, "netns", &server_ns, "type", "veth", "peer", "name", &vb, "netns",
+            &client_ns,
         ]);
         for (ns, dev, addr) in [
             (&server_ns, &va, "10.231.7.1/24"),

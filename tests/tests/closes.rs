@@ -47,7 +47,8 @@ fn serve(listener: &TcpListener, phase: Phase, n: usize) {
 fn request(phase: Phase, n: usize) {
     let server = SocketAddr::from((SERVER_IP, PORT));
     for _ in 0..n {
-        let mut conn = TcpStream::connect_timeout(&server, Duration::from_secs(5)).expect("connect");
+        let mut conn =
+            TcpStream::connect_timeout(&server, Duration::from_secs(5)).expect("connect");
         conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         match phase {
             Phase::ServerCloses => {
@@ -109,8 +110,15 @@ async fn close_initiators_are_exact_on_two_hosts() {
         })
         .await;
     let steps = &trace.steps;
-    assert!(all_ended, "only {} ends", steps.iter().filter(|s| s.end.is_some()).count());
-    assert_eq!(steps.iter().filter(|s| s.end.is_some()).count(), expected_ends);
+    assert!(
+        all_ended,
+        "only {} ends",
+        steps.iter().filter(|s| s.end.is_some()).count()
+    );
+    assert_eq!(
+        steps.iter().filter(|s| s.end.is_some()).count(),
+        expected_ends
+    );
 
     use CloseKind::*;
     assert_eq!(count(steps, Role::Server, LocalFirst), 50);
@@ -149,9 +157,52 @@ async fn close_initiators_are_exact_on_two_hosts() {
     let me = std::process::id();
     for s in steps.iter().filter(|s| s.end.is_some()) {
         let role = s.end.unwrap().role;
-        let comm = if role == Role::Server { "srv-thread" } else { "cli-thread" };
+        let comm = if role == Role::Server {
+            "srv-thread"
+        } else {
+            "cli-thread"
+        };
         assert_eq!((s.owner.pid, s.owner.comm.as_str()), (me, comm), "{s:?}");
         assert_ne!(s.owner.cgroup_id, 0);
     }
     assert_eq!(trace.lost(), 0);
+}
+
+/// The acceptance scenario: nginx with `keepalive_timeout 0` and a churning client;
+/// `tracer closes` says nginx closes first and holds the TIME_WAIT, with exact counts.
+#[test]
+fn nginx_without_keepalive_is_shown_closing_first() {
+    use tracer_tests::{Running, free_port, nginx::Nginx};
+    let port = free_port("127.0.0.1");
+    let nginx = Nginx::start(port);
+    let p = port.to_string();
+    let tracer = Running::start(&["closes", "--duration", "4", "--json", "--port", &p]);
+    const REQUESTS: u64 = 200;
+    for _ in 0..REQUESTS {
+        nginx.get();
+    }
+    let (code, out) = tracer.finish(Duration::from_secs(15));
+    assert_eq!(code, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(out.trim()).expect("JSON array");
+    let row = |role: &str| {
+        rows.iter()
+            .find(|r| r["role"] == role && r["service"] == format!("127.0.0.1:{port}"))
+            .unwrap_or_else(|| panic!("no {role} row in {rows:#?}"))
+    };
+    let server = row("server");
+    assert_eq!(server["ended"], REQUESTS);
+    assert_eq!(server["local_first"], REQUESTS);
+    assert_eq!(server["timewait"], REQUESTS);
+    assert!(
+        server["process"].as_str().unwrap().starts_with("nginx ("),
+        "{server}"
+    );
+    let client = row("client");
+    assert_eq!(client["ended"], REQUESTS);
+    assert_eq!(client["peer_first"], REQUESTS);
+    assert_eq!(client["timewait"], 0);
+    for key in ["rst_sent", "rst_received", "connect_failed", "simultaneous"] {
+        assert_eq!(server[key], 0, "{key}");
+        assert_eq!(client[key], 0, "{key}");
+    }
 }
