@@ -3,7 +3,7 @@
 use crate::{model::CloseKind, stats::closes::CloseRow};
 
 fn percent(n: u64, of: u64) -> u64 {
-    if of == 0 { 0 } else { (n * 100 + of / 2) / of }
+    (n * 100 + of / 2).checked_div(of).unwrap_or(0)
 }
 
 /// The way most of the row's connections ended.
