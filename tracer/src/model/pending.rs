@@ -15,9 +15,11 @@ pub struct PendingEnds {
 }
 
 impl PendingEnds {
-    pub fn hold(&mut self, step: Step) {
+    /// Holds `step`; returns an earlier end still held for the same address (its life is
+    /// over for good now), so no end is ever dropped.
+    pub fn hold(&mut self, step: Step) -> Option<Step> {
         self.order.push_back((step.ts_ns, step.sk));
-        self.held.insert(step.sk, step);
+        self.held.insert(step.sk, step)
     }
 
     /// Releases the held end of the socket at `sk`, unchanged (its life is over for good).

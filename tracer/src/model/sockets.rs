@@ -158,6 +158,10 @@ impl Sockets {
             TcpState::SynRecv => Some(CloseKind::HandshakeIncomplete),
             _ if life.rst_received => Some(CloseKind::RstReceived),
             _ if life.rst_sent => Some(CloseKind::RstSent),
+            // First seen mid-close: the state it closes from still tells who sent the FIN.
+            TcpState::FinWait1 | TcpState::FinWait2 => Some(CloseKind::LocalFirst),
+            TcpState::Closing => Some(CloseKind::Simultaneous),
+            TcpState::CloseWait | TcpState::LastAck => Some(CloseKind::PeerFirst),
             _ => None,
         });
         match kind {
@@ -168,7 +172,7 @@ impl Sockets {
             // An abort reports CLOSE before its RST: wait for it (or its absence).
             None => {
                 step.end = Some(end(CloseKind::Aborted));
-                self.pending.hold(step);
+                out.extend(self.pending.hold(step));
             }
         }
         out
@@ -184,6 +188,13 @@ impl Sockets {
         anomalies: &mut Anomalies,
     ) -> Option<(Life, Option<u64>)> {
         let known = self.lives.remove(&ev.sk);
+        if let Some(life) = &known
+            && self.closing_index.get(&(ev.netns, life.tuple)) == Some(&ev.sk)
+            && !(life.state == old && new_life_role(old, new).is_none())
+        {
+            // The life it indexed is over (replaced or out of step): drop its stale entry.
+            self.closing_index.remove(&(ev.netns, life.tuple));
+        }
         match known {
             Some(life) if new_life_role(old, new).is_none() && life.state == old => {
                 let dwell = ev.ts_ns.saturating_sub(life.entered_ns);
@@ -279,7 +290,10 @@ impl Sockets {
     /// The closing full socket with this tuple, if one is followed.
     pub fn closing(&self, tuple: &Tuple, netns: u32) -> Option<Closing> {
         let sk = self.closing_index.get(&(netns, *tuple))?;
-        let life = self.lives.get(sk)?;
+        let life = self
+            .lives
+            .get(sk)
+            .filter(|l| l.tuple == *tuple && is_closing(l.state))?;
         Some(Closing {
             state: life.state,
             entered_ns: life.entered_ns,

@@ -156,8 +156,9 @@ impl TimeWaits {
         anomalies: &mut Anomalies,
     ) -> Vec<Step> {
         let mut steps = Vec::new();
-        if self.live.contains_key(&ev.sk) {
-            if closing.is_none() {
+        if let Some(tw) = self.live.get(&ev.sk) {
+            // A re-arm keeps its tuple; a handover or another tuple means a new timewait.
+            if closing.is_none() && tw.tuple == ev.tuple {
                 return self.rearm(ev, substate).into_iter().collect();
             }
             // A new timewait at the address of one that was killed: end the old life first.
