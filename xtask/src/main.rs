@@ -1,5 +1,8 @@
-//! Project tasks: `cargo xtask test` (every check and test), `cargo xtask build`.
+//! Project tasks: `cargo xtask test` (every check and test), `cargo xtask build`,
+//! `cargo xtask bench` (throughput kept under connection churn, traced vs untraced).
 //! The toolchains and bpf-linker come from scripts/setup.sh, which scripts/dev.sh runs first.
+mod bench;
+
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +24,15 @@ enum Task {
     },
     /// Release build of the single `tracer` binary (eBPF object embedded).
     Build,
+    /// Throughput kept under loopback connection churn, traced vs untraced (root; nginx, wrk).
+    Bench {
+        /// Alternating untraced/traced rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Seconds per wrk round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+    },
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
@@ -39,6 +51,10 @@ fn cargo(args: &[&str]) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
+        Task::Bench { rounds, seconds } => {
+            cargo(&["build", "--release", "-p", "tracer"])?;
+            bench::run(rounds, seconds)
+        }
         Task::Test { args } => {
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
