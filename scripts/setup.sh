@@ -39,13 +39,15 @@ if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSIO
 fi
 
 # Test and benchmark helpers: iproute2 for network namespaces, bpftool to check nothing is left
-# attached, nginx and wrk for real HTTP churn, util-linux's setpriv to drop privileges.
+# attached, nginx and wrk for real HTTP churn, util-linux's setpriv to drop privileges,
+# prometheus to scrape `tracer run --metrics` for real.
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     # No service may start from a package's install script: tests start their own nginx.

@@ -15,6 +15,7 @@ use tracer_common::FilterConfig;
 
 pub mod netns;
 pub mod nginx;
+pub mod sockets;
 
 /// The real probe feeding the real model, keeping every step.
 pub struct Trace {
@@ -57,8 +58,10 @@ impl Trace {
                 return false;
             }
             let wait = left.min(Duration::from_millis(100));
-            if let Ok(read) = tokio::time::timeout(wait, self.probe.read(&mut raw)).await {
-                read.expect("ring buffer read");
+            match tokio::time::timeout(wait, self.probe.read(&mut raw)).await {
+                Ok(read) => read.expect("ring buffer read"),
+                // Small batches wake no reader: drain them as the daemon does on its timer.
+                Err(_) => self.probe.drain(&mut raw),
             }
             for r in raw.drain(..) {
                 let ev = Event::try_from(&r).expect("decodable event");

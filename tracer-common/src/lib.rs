@@ -113,6 +113,11 @@ pub struct FilterConfig {
 
 pub const MAX_PORTS: usize = 16;
 
+/// The kernel side wakes the reader once this many bytes are queued (about 2,900 events);
+/// below that the reader drains every [`DRAIN_INTERVAL_MS`].
+pub const WAKEUP_BYTES: u64 = 256 * 1024;
+pub const DRAIN_INTERVAL_MS: u64 = 50;
+
 impl FilterConfig {
     /// True when an event with these family and ports passes the filter.
     #[inline(always)]

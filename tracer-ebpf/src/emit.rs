@@ -112,8 +112,22 @@ pub fn emit(seen: Seen) -> Result<(), i32> {
     {
         ev.netns = read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
     }
-    entry.submit(0);
+    entry.submit(wakeup_flag());
     Ok(())
+}
+
+/// Waking the reader on every event costs more than the event (an irq_work and a context
+/// switch each): wake it only once a batch has piled up; it also drains on a short timer.
+#[inline(always)]
+fn wakeup_flag() -> u64 {
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= tracer_common::WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
 }
 
 #[inline(always)]

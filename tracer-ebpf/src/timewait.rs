@@ -31,7 +31,13 @@ fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
     let timer: *const u8 = ctx.arg(0);
     let handler = TW_TIMER_HANDLER.load();
     let o = OFFSETS.load();
-    if handler == 0 || read::<u64>(timer, o.timer_function)? != handler {
+    // A direct load from the BTF-typed argument (the offset is a verifier-known constant from
+    // the read-only globals): this runs for every timer in the system, so no helper call.
+    // SAFETY: tp_btf arguments are valid kernel pointers; the verifier checks the access
+    // against the BTF layout of `struct timer_list`.
+    let function =
+        unsafe { core::ptr::read_volatile(timer.add(o.timer_function as usize) as *const u64) };
+    if handler == 0 || function != handler {
         return Ok(());
     }
     // The timer is embedded in its inet_timewait_sock at a BTF-known offset.

@@ -1,11 +1,11 @@
 //! Command-line interface: every subcommand, its options and its examples.
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tracer_common::{AF_INET, AF_INET6, FilterConfig, MAX_PORTS};
 
-use crate::{model::TcpState, stats::closes::GroupBy};
+use crate::{model::TcpState, snapshot::summary::StatesBy, stats::closes::GroupBy};
 
 const ABOUT: &str = "Trace TCP state transitions with eBPF: how long sockets stay in each state \
 (TIME_WAIT, CLOSE_WAIT, ...) and which side closed first.";
@@ -16,7 +16,8 @@ Examples:
   sudo tracer run --port 8080 --duration 30s      # one service, 30 seconds
   sudo tracer histogram --state TIME_WAIT --duration 70s
   sudo tracer histogram --state close-wait --json
-  sudo tracer closes --duration 10s               # which side closes first, per service";
+  sudo tracer closes --duration 10s               # which side closes first, per service
+  sudo tracer states                              # sockets in each state right now, per service";
 
 #[derive(Parser, Debug)]
 #[command(name = "tracer", version, about = ABOUT, after_help = EXAMPLES)]
@@ -35,6 +36,8 @@ Examples:
   sudo tracer run --quiet --interval 5s            # only the per-state table, every 5 s
   sudo tracer run -4 --port 80 --port 443          # IPv4, local or remote port 80 or 443
   sudo tracer run --json --duration 1m > out.jsonl # one JSON object per line, for 1 minute
+  sudo tracer run --quiet --metrics                # Prometheus metrics at 127.0.0.1:9464/metrics
+  sudo tracer run --quiet --metrics 0.0.0.0:9464   # ... on every interface
 
 Each line: time, pid, command, local -> remote, OLD -> NEW, time spent in OLD.
 TIME_WAIT is followed through the kernel's timewait socket, so its end (normally 60 s
@@ -61,6 +64,20 @@ Examples:
 The side that closes first holds the TIME_WAIT; a side that stays in CLOSE_WAIT has an
 application that has not called close(). Each row ends with a sentence saying which.")]
     Closes(ClosesArgs),
+    /// Count the TCP sockets that exist right now in each state (like `netstat -n | awk ...`),
+    /// per service or per process, with the oldest TIME_WAIT's age. Instant: no eBPF.
+    #[command(after_help = "\
+Examples:
+  sudo tracer states                     # totals per state, then one row per service and role
+  sudo tracer states --by process        # one row per owning process (pid, command) and role
+  sudo tracer states --by state --json   # only the totals, as one JSON object
+  sudo ip netns exec NS tracer states    # the sockets of another network namespace
+
+A service is the local address:port of sockets on a listening port (role server), else the
+remote address:port (role client). TIME_WAIT ages are exact (from the kernel's 60 s timer);
+other states began before the snapshot at an unknown time. Without root the counts are complete
+but the owners of other users' sockets are not (the output says so).")]
+    States(StatesArgs),
 }
 
 /// Which traffic to follow; applied in the kernel so the rest never reaches userspace.
@@ -113,6 +130,16 @@ pub struct RunArgs {
     /// No line per transition: only the summaries.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (default address 127.0.0.1:9464): time
+    /// in each state, transitions, connection ends, sockets in each state, events and losses.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = crate::metrics::server::DEFAULT_ADDR,
+        value_parser = parse_listen_addr
+    )]
+    pub metrics: Option<SocketAddr>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -130,6 +157,16 @@ pub struct HistogramArgs {
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct StatesArgs {
+    /// Rows per service (address:port and role), per process, or none (state totals only).
+    #[arg(long, value_enum, default_value = "service")]
+    pub by: StatesBy,
+    /// Print one JSON object ({"taken_at", "states": {STATE: n}, "oldest", "rows": [...]}).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +201,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("a duration must be longer than zero".into());
     }
     Ok(parsed)
+}
+
+/// `127.0.0.1:9464`, `0.0.0.0:9464`, `[::1]:9464`: an IP address and a port, no host name.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("'{s}' is not an address and port like 127.0.0.1:9464, 0.0.0.0:9464 or [::]:9464")
+    })
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -207,6 +251,36 @@ mod tests {
         assert!(c.accepts(AF_INET6, 5000, 443));
         assert!(!c.accepts(AF_INET6, 5000, 5001));
         assert!(!c.accepts(AF_INET, 80, 5000));
+    }
+
+    #[test]
+    fn metrics_address_is_optional_with_a_loopback_default() {
+        let run = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Run(run)) => Ok(run.metrics),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        assert_eq!(run(&["tracer", "run"]), Ok(None));
+        assert_eq!(
+            run(&["tracer", "run", "--metrics"]),
+            Ok(Some("127.0.0.1:9464".parse().unwrap()))
+        );
+        assert_eq!(
+            run(&["tracer", "run", "--metrics", "--quiet"]),
+            Ok(Some("127.0.0.1:9464".parse().unwrap()))
+        );
+        assert_eq!(
+            run(&["tracer", "run", "--metrics", "0.0.0.0:9464"]),
+            Ok(Some("0.0.0.0:9464".parse().unwrap()))
+        );
+        assert_eq!(
+            run(&["tracer", "run", "--metrics=[::1]:9100"]),
+            Ok(Some("[::1]:9100".parse().unwrap()))
+        );
+        assert_eq!(
+            run(&["tracer", "run", "--metrics", "localhost"]),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
     }
 
     #[test]

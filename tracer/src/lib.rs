@@ -2,7 +2,9 @@
 //! everything below [`probe`] is pure and testable without root.
 pub mod cli;
 pub mod commands;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod probe;
+pub mod snapshot;
 pub mod stats;

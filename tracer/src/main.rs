@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run::run(args).await,
             Command::Histogram(args) => commands::histogram::run(args).await,
             Command::Closes(args) => commands::closes::run(args).await,
+            Command::States(args) => commands::states::run(args),
         }
     });
     match result {

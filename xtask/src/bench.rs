@@ -62,7 +62,13 @@ impl Drop for Nginx {
 /// One wrk round; returns requests per second.
 fn wrk(seconds: u32) -> Result<f64> {
     let out = Command::new("wrk")
-        .args(["-t1", "-c20", &format!("-d{seconds}s"), "-H", "Connection: close"])
+        .args([
+            "-t1",
+            "-c20",
+            &format!("-d{seconds}s"),
+            "-H",
+            "Connection: close",
+        ])
         .arg(format!("http://127.0.0.1:{PORT}/"))
         .output()
         .context("running wrk")?;
@@ -80,14 +86,26 @@ fn cpu_seconds(pid: u32) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields after the comm: state is index 0, utime 11, stime 12 (clock ticks, 100 Hz).
     (ticks(11) + ticks(12)) / 100.0
 }
 
 fn start_tracer(bin: &Path) -> Result<Child> {
     let child = Command::new(bin)
-        .args(["run", "--quiet", "--interval", "1s", "--port", &PORT.to_string()])
+        .args([
+            "run",
+            "--quiet",
+            "--interval",
+            "1s",
+            "--port",
+            &PORT.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -102,12 +102,20 @@ impl Collector {
         let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+        let drain_every = Duration::from_millis(tracer_common::DRAIN_INTERVAL_MS);
+        let mut drain = tokio::time::interval(drain_every);
         let ended = loop {
             let mut raw = std::mem::take(&mut self.raw);
             tokio::select! {
                 read = self.probe.read(&mut raw) => {
                     read?;
                     self.raw = raw;
+                    self.process(sink)?;
+                    continue;
+                }
+                _ = drain.tick() => {
+                    self.raw = raw;
+                    self.probe.drain(&mut self.raw);
                     self.process(sink)?;
                     continue;
                 }

@@ -3,3 +3,4 @@ pub mod closes;
 pub mod collect;
 pub mod histogram;
 pub mod run;
+pub mod states;

@@ -1,5 +1,9 @@
-//! `tracer run`: a line per transition and a per-state table every interval and at exit.
-use std::io::{BufWriter, Stdout, Write};
+//! `tracer run`: a line per transition and a per-state table every interval and at exit; with
+//! `--metrics`, the same numbers served to Prometheus while it runs.
+use std::{
+    io::{BufWriter, Stdout, Write},
+    sync::Arc,
+};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -7,8 +11,12 @@ use serde::Serialize;
 use super::collect::{Collector, Sink};
 use crate::{
     cli::RunArgs,
+    metrics::{self, Metrics},
     model::Step,
-    output::{clock::WallClock, closes, line, table},
+    output::{
+        clock::{WallClock, boot_ns},
+        closes, line, table,
+    },
     stats::{
         StateSummary,
         closes::{CloseRow, CloseStats, GroupBy},
@@ -21,6 +29,12 @@ struct RunSink {
     json: bool,
     quiet: bool,
     closes: CloseStats,
+    /// Set with `--metrics`: every step is counted, every tick refreshes the gauges.
+    metrics: Option<Metrics>,
+    /// Collector ticks per summary: more than one when `--metrics` ticks faster than
+    /// `--interval` to keep the gauges fresh.
+    ticks_per_summary: u32,
+    ticks: u32,
 }
 
 #[derive(Serialize)]
@@ -77,6 +91,9 @@ impl RunSink {
 impl Sink for RunSink {
     fn step(&mut self, step: &Step) -> Result<()> {
         self.closes.record(step);
+        if let Some(metrics) = &mut self.metrics {
+            metrics.record(step);
+        }
         if self.quiet {
             return Ok(());
         }
@@ -90,26 +107,60 @@ impl Sink for RunSink {
     }
 
     fn tick(&mut self, collector: &Collector) -> Result<()> {
-        self.summary(collector, false)
+        if let Some(metrics) = &self.metrics {
+            metrics.refresh(
+                &collector.model.in_progress(boot_ns()),
+                &collector.counters(),
+            );
+        }
+        self.ticks += 1;
+        if self.ticks >= self.ticks_per_summary {
+            self.ticks = 0;
+            self.summary(collector, false)?;
+        }
+        Ok(())
     }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let mut collector = Collector::attach(&args.filter.to_config()?)?;
+    let filter = args.filter.to_config()?;
+    // Bound before the programs are loaded: a port in use fails at once, with nothing attached.
+    let listener = match args.metrics {
+        Some(addr) => Some(metrics::server::bind(addr).await?),
+        None => None,
+    };
+    let mut collector = Collector::attach(&filter)?;
+    let (tick, ticks_per_summary) = match listener {
+        Some(_) => metrics::refresh_tick(args.interval),
+        None => (args.interval, 1),
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = listener.as_ref().map(|_| Metrics::new(&mut registry));
+    let server = listener.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            eprintln!("serving Prometheus metrics at http://{addr}/metrics");
+        }
+        metrics::server::spawn(l, Arc::new(registry))
+    });
     let mut sink = RunSink {
         out: BufWriter::new(std::io::stdout()),
         clock: WallClock::now(),
         json: args.json,
         quiet: args.quiet,
         closes: CloseStats::default(),
+        metrics,
+        ticks_per_summary,
+        ticks: 0,
     };
     if !args.json && !args.quiet {
         writeln!(sink.out, "{}", line::header())?;
     }
     sink.out.flush()?;
     eprintln!("tracing TCP state changes; Ctrl-C to stop");
-    collector
-        .run(args.duration, args.interval, &mut sink)
-        .await?;
+    let ended = collector.run(args.duration, tick, &mut sink).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    ended?;
     sink.summary(&collector, true)
 }
