@@ -49,12 +49,57 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// Reads a `T` at `base + offset` from kernel memory.
+/// How a program reads kernel memory at a BTF-derived offset.
+pub trait Reader {
+    fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, i32>;
+}
+
+/// `bpf_probe_read_kernel`: for pointers the verifier cannot type (a timewait socket found
+/// from its timer, a socket of unknown kind in the reset hooks).
+pub struct ProbeRead;
+
+impl Reader for ProbeRead {
+    #[inline(always)]
+    fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, i32> {
+        // SAFETY: the helper copies through the kernel's fault-safe accessor; a bad address
+        // yields an error, never a fault.
+        unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }
+    }
+}
+
+/// A plain load from a BTF-typed tp_btf argument: no helper call on the hot path. The offset
+/// comes from the read-only globals, so the verifier knows it and checks it against BTF.
+pub struct DirectRead;
+
+impl Reader for DirectRead {
+    #[inline(always)]
+    fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, i32> {
+        // SAFETY: `base` is a tp_btf pointer argument; the verifier rejects any access outside
+        // the BTF layout and faulting loads of BTF pointers read as zero.
+        Ok(unsafe { core::ptr::read_volatile(base.add(offset as usize) as *const T) })
+    }
+}
+
+/// Reads a `T` at `base + offset` with `bpf_probe_read_kernel`.
 #[inline(always)]
-pub fn read<T>(base: *const u8, offset: u32) -> Result<T, i32> {
-    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-safe accessor; a bad
-    // address yields an error, never a fault.
-    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }
+pub fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, i32> {
+    ProbeRead::read(base, offset)
+}
+
+/// An IPv4 or IPv6 address as four 32-bit loads (the kernel aligns `in6_addr` to 4 bytes).
+#[inline(always)]
+fn read_addr<R: Reader>(sk: *const u8, offset: u32, words: u32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        if i < words
+            && let Ok(w) = R::read::<u32>(sk, offset + 4 * i)
+        {
+            out[4 * i as usize..4 * i as usize + 4].copy_from_slice(&w.to_ne_bytes());
+        }
+        i += 1;
+    }
+    out
 }
 
 /// What the caller already read about the socket: enough to apply the filter before reserving.
@@ -70,10 +115,10 @@ pub struct Seen {
 /// Applies the filter, then reserves, fills and submits one event. `sk` points at a
 /// `sock_common` (full, timewait or request socket).
 #[inline(always)]
-pub fn emit(seen: Seen) -> Result<(), i32> {
+pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
     let o = OFFSETS.load();
     let sk = seen.sk;
-    let dport = u16::from_be(read::<u16>(sk, o.skc_dport)?);
+    let dport = u16::from_be(R::read::<u16>(sk, o.skc_dport)?);
     if !FILTER.load().accepts(seen.family, seen.sport, dport) {
         return Ok(());
     }
@@ -97,20 +142,16 @@ pub fn emit(seen: Seen) -> Result<(), i32> {
         ev.comm = comm;
     }
     if seen.family == AF_INET {
-        if let Ok(a) = read::<[u8; 4]>(sk, o.skc_rcv_saddr) {
-            ev.saddr[..4].copy_from_slice(&a);
-        }
-        if let Ok(a) = read::<[u8; 4]>(sk, o.skc_daddr) {
-            ev.daddr[..4].copy_from_slice(&a);
-        }
+        ev.saddr = read_addr::<R>(sk, o.skc_rcv_saddr, 1);
+        ev.daddr = read_addr::<R>(sk, o.skc_daddr, 1);
     } else if seen.family == AF_INET6 {
-        ev.saddr = read::<[u8; 16]>(sk, o.skc_v6_rcv_saddr).unwrap_or_default();
-        ev.daddr = read::<[u8; 16]>(sk, o.skc_v6_daddr).unwrap_or_default();
+        ev.saddr = read_addr::<R>(sk, o.skc_v6_rcv_saddr, 4);
+        ev.daddr = read_addr::<R>(sk, o.skc_v6_daddr, 4);
     }
-    if let Ok(net) = read::<u64>(sk, o.skc_net)
+    if let Ok(net) = R::read::<u64>(sk, o.skc_net)
         && net != 0
     {
-        ev.netns = read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
+        ev.netns = R::read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
     }
     entry.submit(wakeup_flag());
     Ok(())

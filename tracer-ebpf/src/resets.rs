@@ -2,7 +2,7 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 
-use crate::emit::{OFFSETS, Seen, emit, read};
+use crate::emit::{OFFSETS, ProbeRead, Seen, emit, read};
 
 /// `sk_state` values of sockets that are not full sockets.
 const TCP_TIME_WAIT: u8 = 6;
@@ -35,7 +35,7 @@ fn try_reset(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
         TCP_NEW_SYN_RECV => read::<u16>(sk, o.skc_num)?.to_be(),
         _ => read::<u16>(sk, o.inet_sport)?,
     };
-    emit(Seen {
+    emit::<ProbeRead>(Seen {
         kind: event_kind,
         sk,
         old_state: state,

@@ -2,7 +2,7 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 
-use crate::emit::{OFFSETS, Seen, emit, read};
+use crate::emit::{DirectRead, OFFSETS, ProbeRead, Reader, Seen, emit};
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -18,20 +18,21 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
     let new_state: i32 = ctx.arg(2);
     let o = OFFSETS.load();
     let protocol = if o.sk_protocol_size == 1 {
-        read::<u8>(sk, o.sk_protocol)? as u16
+        DirectRead::read::<u8>(sk, o.sk_protocol)? as u16
     } else {
-        read::<u16>(sk, o.sk_protocol)?
+        DirectRead::read::<u16>(sk, o.sk_protocol)?
     };
     if protocol != IPPROTO_TCP {
         return Ok(());
     }
-    emit(Seen {
+    emit::<DirectRead>(Seen {
         kind: kind::STATE_CHANGE,
         sk,
         old_state: old_state as u8,
         new_state: new_state as u8,
-        family: read::<u16>(sk, o.skc_family)?,
-        // skc_num is already 0 on a transition to CLOSE; inet_sport stays.
-        sport: u16::from_be(read::<u16>(sk, o.inet_sport)?),
+        family: DirectRead::read::<u16>(sk, o.skc_family)?,
+        // skc_num is already 0 on a transition to CLOSE; inet_sport stays. It lies in
+        // `inet_sock`, beyond the `struct sock` the verifier types `sk` as: a helper read.
+        sport: u16::from_be(ProbeRead::read::<u16>(sk, o.inet_sport)?),
     })
 }

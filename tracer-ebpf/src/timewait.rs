@@ -3,7 +3,7 @@
 use aya_ebpf::{Global, macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 
-use crate::emit::{OFFSETS, Seen, emit, read};
+use crate::emit::{OFFSETS, ProbeRead, Seen, emit, read};
 
 /// Address of `tw_timer_handler`, from /proc/kallsyms at load time. 0 disables these hooks.
 #[unsafe(no_mangle)]
@@ -42,7 +42,7 @@ fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
     }
     // The timer is embedded in its inet_timewait_sock at a BTF-known offset.
     let tw = timer.wrapping_sub(o.tw_timer as usize);
-    emit(Seen {
+    emit::<ProbeRead>(Seen {
         kind: event_kind,
         sk: tw,
         old_state: 0,
