@@ -74,7 +74,9 @@ Examples:
   sudo ip netns exec NS tracer states    # the sockets of another network namespace
 
 A service is the local address:port of sockets on a listening port (role server), else the
-remote address:port (role client). TIME_WAIT ages are exact (from the kernel's 60 s timer);
+remote address:port (role client); a socket whose local port looks like a server's whose
+listener is gone (more sockets share it, or only the peer's port is ephemeral) counts for its
+local address:port with role unknown. TIME_WAIT ages are exact (from the kernel's 60 s timer);
 other states began before the snapshot at an unknown time. Without root the counts are complete
 but the owners of other users' sockets are not (the output says so).")]
     States(StatesArgs),

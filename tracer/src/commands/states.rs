@@ -1,5 +1,7 @@
 //! `tracer states`: one snapshot of every TCP socket that exists now (no eBPF): what
 //! `netstat -n | awk '/^tcp/ {++S[$NF]} ...'` counts, per service or process, with ages.
+use std::io::Write;
+
 use anyhow::Result;
 use serde_json::{Map, Value, json};
 
@@ -20,11 +22,16 @@ pub fn run(args: StatesArgs) -> Result<()> {
     let snap = snapshot::take()?;
     let summary = summarize(&snap, args.by);
     let clock = WallClock::now();
-    if args.json {
-        println!("{}", json(&summary, args.by, &clock));
+    let out = if args.json {
+        format!("{}\n", json(&summary, args.by, &clock))
     } else {
-        print!("{}", text(&summary, args.by, &clock));
-    }
+        text(&summary, args.by, &clock)
+    };
+    // write_all, not print!: `tracer states | head` must end quietly (main treats a broken
+    // pipe as success), not panic.
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
     Ok(())
 }
 

@@ -2,6 +2,10 @@
 //! calling thread's network namespace, IPv4 then IPv6, every state including the timewait and
 //! request (SYN_RECV) sockets that are not full sockets.
 //!
+//! Like `ss`, the dump walks the kernel's hash tables bucket by bucket, not under one lock: a
+//! socket that is created, closed or handed to a timewait socket while it runs may be missed
+//! or seen twice. At rest (the incident case) the counts are exact.
+//!
 //! Netlink rather than /proc/net/tcp: it is binary (no text parsing of thousands of lines), it
 //! carries the timewait timer in milliseconds, and it scales to the socket counts of an incident.
 use anyhow::{Context, Result, bail};

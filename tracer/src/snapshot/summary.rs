@@ -10,7 +10,8 @@ use crate::model::{Role, Service, TcpState};
 pub enum StatesBy {
     /// Only the per-state totals.
     State,
-    /// Server side: local address:port of sockets on a listening port; else the remote one.
+    /// Server side: local address:port of sockets on a listening port; else the remote one
+    /// (or the local one, role unknown, when that port looks like a departed server's).
     Service,
     /// Owning process (pid and command) and role.
     Process,
