@@ -41,6 +41,15 @@ impl Trace {
         }
     }
 
+    /// Seeds the model with the sockets that exist now on `ports` (the attach-time snapshot).
+    pub fn seed_existing(&mut self, ports: &[u16]) {
+        let snap = tracer::snapshot::take().expect("sock_diag snapshot");
+        self.model
+            .seed(tracer::snapshot::seeds(&snap).into_iter().filter(|s| {
+                ports.contains(&s.tuple.local_port) || ports.contains(&s.tuple.remote_port)
+            }));
+    }
+
     /// Reads events until `done(steps)` holds or `timeout` passes; returns whether it held.
     pub async fn collect_until(
         &mut self,

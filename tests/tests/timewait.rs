@@ -90,3 +90,39 @@ async fn ipv4_time_wait_expires_after_60s() {
 async fn ipv6_time_wait_expires_after_60s() {
     expires_after_60s("::1").await;
 }
+
+/// A TIME_WAIT that existed before the tracer attached is dated by its timer (from the
+/// sock_diag snapshot) and gets an exact duration when the live stream sees it end.
+#[tokio::test(flavor = "current_thread")]
+async fn a_time_wait_from_before_attach_gets_an_exact_duration() {
+    let (sport, cport) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let server = TcpListener::bind(("127.0.0.1", sport)).unwrap();
+    let client = connect_from(cport, &server);
+    let (accepted, _) = server.accept().unwrap();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(20));
+    drop(accepted);
+    std::thread::sleep(Duration::from_millis(700));
+    let mut trace = Trace::attach(&[sport]);
+    trace.seed_existing(&[sport]);
+    std::thread::sleep(Duration::from_millis(900));
+    // Reconnecting from the same port (tcp_tw_reuse) kills the old TIME_WAIT 1.6 s after it began.
+    let again = connect_from(cport, &server);
+    let ended_early = |steps: &[tracer::model::Step]| {
+        steps
+            .iter()
+            .find(|s| s.tuple.local_port == cport && s.note == Some(Note::EndedEarly))
+            .cloned()
+    };
+    let seen = trace
+        .collect_until(Duration::from_secs(5), |s| ended_early(s).is_some())
+        .await;
+    drop(again);
+    assert!(seen, "no early end in {:#?}", trace.steps);
+    let ms = ended_early(&trace.steps).unwrap().dwell_ns.unwrap() / 1_000_000;
+    // The snapshot dates a TIME_WAIT to within its timer's resolution (1 s at worst).
+    assert!(
+        (600..2700).contains(&ms),
+        "TIME_WAIT lasted {ms} ms, expected about 1620"
+    );
+}

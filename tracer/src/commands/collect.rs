@@ -37,6 +37,16 @@ pub struct Collector {
     raw: Vec<RawEvent>,
 }
 
+/// The kernel filter, applied to pre-existing sockets too.
+fn seed_passes(filter: &FilterConfig, seed: &crate::model::Seed) -> bool {
+    let family = if seed.tuple.local.is_ipv4() {
+        tracer_common::AF_INET
+    } else {
+        tracer_common::AF_INET6
+    };
+    filter.accepts(family, seed.tuple.local_port, seed.tuple.remote_port)
+}
+
 impl Collector {
     pub fn attach(filter: &FilterConfig) -> Result<Collector> {
         let probe = Probe::attach(filter, DEFAULT_RING_BYTES)?;
@@ -45,9 +55,20 @@ impl Collector {
                 "warning: tw_timer_handler not found in /proc/kallsyms: TIME_WAIT is not followed"
             );
         }
+        // After attaching, so a socket that changes meanwhile is seen live, and the live
+        // stream takes each seed over the first time it reports that socket.
+        let mut model = Model::new();
+        match crate::snapshot::take() {
+            Ok(snap) => model.seed(
+                crate::snapshot::seeds(&snap)
+                    .into_iter()
+                    .filter(|seed| seed_passes(filter, seed)),
+            ),
+            Err(e) => eprintln!("warning: no snapshot of existing sockets ({e:#})"),
+        }
         Ok(Collector {
             probe,
-            model: Model::new(),
+            model,
             stats: StateStats::new(),
             undecodable: 0,
             events: 0,

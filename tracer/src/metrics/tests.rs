@@ -199,6 +199,7 @@ fn gauges_and_event_counters_follow_refreshes() {
         state,
         age_ns,
         tuple: Tuple::new(LO, 1, LO, 2),
+        exact: true,
     };
     let in_progress = [
         open(TcpState::TimeWait, 5),

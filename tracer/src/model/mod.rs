@@ -3,6 +3,7 @@
 pub mod close;
 pub mod event;
 mod pending;
+mod seed;
 mod sockets;
 pub mod state;
 mod timewait;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 pub use close::{CloseKind, End, Role, Service};
 pub use event::{Event, EventKind, TimerPhase, Tuple};
+pub use seed::Seed;
 pub use state::TcpState;
 
 use sockets::Sockets;
@@ -66,6 +68,8 @@ pub struct InProgress {
     pub state: TcpState,
     pub age_ns: u64,
     pub tuple: Tuple,
+    /// False for a socket that predates the trace: its age is only a lower bound.
+    pub exact: bool,
 }
 
 /// Counters of things the model could not make sense of, shown so nothing is hidden.
@@ -140,6 +144,17 @@ impl Model {
         let mut all = self.sockets.in_progress(now_ns);
         all.extend(self.timewaits.in_progress(now_ns));
         all
+    }
+
+    /// Adds the sockets that existed at attach time (see [`Seed`]). TIME_WAIT seeds become
+    /// timewait lives when their timer fires; listeners give their owner to their children.
+    pub fn seed(&mut self, seeds: impl IntoIterator<Item = Seed>) {
+        for seed in seeds {
+            match seed.state {
+                TcpState::TimeWait => self.timewaits.seed(seed),
+                _ => self.sockets.seed(seed),
+            }
+        }
     }
 
     pub fn anomalies(&self) -> Anomalies {

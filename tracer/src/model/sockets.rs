@@ -7,6 +7,7 @@ use super::{
     Anomalies, Event, InProgress, Note, Owner, Step, TcpState, Tuple,
     close::{CloseKind, End, Role, Service},
     pending::PendingEnds,
+    seed::{Seed, Seeds},
 };
 
 /// What the timewait side knows about a full socket that is handing over to it.
@@ -48,6 +49,8 @@ pub struct Sockets {
     closing_index: HashMap<(u32, Tuple), u64>,
     /// Ends that wait for a `tcp_send_reset` that follows the CLOSE it belongs to.
     pending: PendingEnds,
+    /// Sockets from the attach-time snapshot not yet seen live.
+    seeds: Seeds,
 }
 
 fn is_closing(state: TcpState) -> bool {
@@ -208,7 +211,22 @@ impl Sockets {
         }
     }
 
-    fn fresh_life(&self, ev: &Event, old: TcpState, new: TcpState) -> Life {
+    fn fresh_life(&mut self, ev: &Event, old: TcpState, new: TcpState) -> Life {
+        if new_life_role(old, new).is_none()
+            && let Some(seed) = self.seeds.take(ev.netns, &ev.tuple)
+        {
+            // A socket from the snapshot, now seen live: keep what the snapshot knew of it.
+            return Life {
+                state: old,
+                entered_ns: ev.ts_ns,
+                tuple: ev.tuple,
+                owner: seed.owner,
+                role: seed.role,
+                first_close: None,
+                rst_received: false,
+                rst_sent: false,
+            };
+        }
         let role = new_life_role(old, new).unwrap_or(Role::Unknown);
         let owner = if role == Role::Server {
             self.listeners
@@ -308,8 +326,20 @@ impl Sockets {
                 state: l.state,
                 age_ns: now_ns.saturating_sub(l.entered_ns),
                 tuple: l.tuple,
+                exact: true,
             })
+            .chain(self.seeds.in_progress(now_ns))
             .collect()
+    }
+
+    /// A pre-existing socket: listeners hand their owner to children at once; the others
+    /// wait for the live stream.
+    pub fn seed(&mut self, seed: Seed) {
+        if seed.state == TcpState::Listen {
+            self.listeners
+                .insert((seed.netns, seed.tuple.local_port), seed.owner.clone());
+        }
+        self.seeds.insert(seed);
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::{
     Anomalies, Event, InProgress, Note, Owner, Step, TcpState, TimerPhase, Tuple,
+    seed::{Seed, Seeds},
     sockets::{Closing, Handover},
 };
 
@@ -39,6 +40,9 @@ pub struct TimeWaits {
     /// Cancels waiting to become certain, oldest first: (time, timewait address).
     cancels: VecDeque<(u64, u64)>,
     by_tuple: HashMap<(u32, Tuple), u64>,
+    /// TIME_WAITs from the attach-time snapshot, dated by their timer; matched by tuple when
+    /// their timer first fires.
+    seeds: Seeds,
 }
 
 impl TimeWaits {
@@ -110,6 +114,34 @@ impl TimeWaits {
         Some(step)
     }
 
+    pub fn seed(&mut self, seed: Seed) {
+        self.seeds.insert(seed);
+    }
+
+    /// A timer event for an address not followed yet may belong to a snapshot TIME_WAIT.
+    fn adopt_seed(&mut self, ev: &Event, phase: TimerPhase) {
+        if phase == TimerPhase::Start || self.live.contains_key(&ev.sk) {
+            return;
+        }
+        let Some(seed) = self.seeds.take(ev.netns, &ev.tuple) else {
+            return;
+        };
+        self.live.insert(
+            ev.sk,
+            TimeWait {
+                substate: TcpState::TimeWait,
+                started_ns: seed.entered_ns,
+                since_ns: seed.entered_ns,
+                cancel: None,
+                tuple: ev.tuple,
+                netns: ev.netns,
+                owner: seed.owner,
+                handed_over: true,
+            },
+        );
+        self.by_tuple.insert((ev.netns, ev.tuple), ev.sk);
+    }
+
     pub fn timer(
         &mut self,
         ev: &Event,
@@ -118,6 +150,7 @@ impl TimeWaits {
         closing: Option<Closing>,
         anomalies: &mut Anomalies,
     ) -> Vec<Step> {
+        self.adopt_seed(ev, phase);
         match phase {
             TimerPhase::Start => self.start(ev, substate, closing, anomalies),
             TimerPhase::Cancel => {
@@ -290,7 +323,9 @@ impl TimeWaits {
                 state: tw.substate,
                 age_ns: now_ns.saturating_sub(tw.since_ns),
                 tuple: tw.tuple,
+                exact: true,
             })
+            .chain(self.seeds.in_progress(now_ns))
             .collect()
     }
 }

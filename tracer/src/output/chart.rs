@@ -76,8 +76,13 @@ pub fn text(summary: &StateSummary, hist: &Histogram<u64>) -> String {
     }
     if summary.in_progress > 0 {
         out.push_str(&format!(
-            "\nStill in {state} at the end: {} sockets (oldest {} so far), not counted above.\n",
+            "\nStill in {state} at the end: {} sockets (oldest {}{} so far), not counted above.\n",
             summary.in_progress,
+            if summary.oldest_in_progress_exact {
+                ""
+            } else {
+                "≥ "
+            },
             human(summary.oldest_in_progress_ns)
         ));
     }

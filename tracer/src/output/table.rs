@@ -14,6 +14,15 @@ fn opt(count: u64, ns: u64) -> String {
     if count == 0 { "-".into() } else { human(ns) }
 }
 
+/// The oldest age in the state; `≥` marks a socket that predates the trace.
+fn oldest(r: &StateSummary) -> String {
+    match (r.in_progress, r.oldest_in_progress_exact) {
+        (0, _) => "-".into(),
+        (_, true) => human(r.oldest_in_progress_ns),
+        (_, false) => format!("≥{}", human(r.oldest_in_progress_ns)),
+    }
+}
+
 pub fn text(rows: &[StateSummary], counters: &Counters, title: &str) -> String {
     let mut out = format!(
         "{title}\n{:<12} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9}\n",
@@ -32,7 +41,7 @@ pub fn text(rows: &[StateSummary], counters: &Counters, title: &str) -> String {
             opt(r.count, r.p99_ns),
             opt(r.count, r.max_ns),
             r.in_progress,
-            opt(r.in_progress, r.oldest_in_progress_ns),
+            oldest(r),
             r.start_not_seen,
         ));
     }

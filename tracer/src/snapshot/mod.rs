@@ -8,7 +8,10 @@
 //! so its age is only a lower bound and must never be mixed into exact duration histograms.
 mod diag;
 mod owners;
+mod seeds;
 pub mod summary;
+
+pub use seeds::seeds;
 
 use std::{collections::HashSet, path::Path};
 

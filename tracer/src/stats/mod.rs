@@ -35,6 +35,8 @@ pub struct StateSummary {
     /// Sockets still in the state at the time of the summary, and the oldest one's age so far.
     pub in_progress: u64,
     pub oldest_in_progress_ns: u64,
+    /// False when the oldest socket predates the trace: its age is then "at least".
+    pub oldest_in_progress_exact: bool,
     /// Sockets that left the state but whose entry was not seen: no duration for them.
     pub start_not_seen: u64,
 }
@@ -78,11 +80,8 @@ impl StateStats {
 
     pub fn summary(&self, state: TcpState, in_progress: &[InProgress]) -> StateSummary {
         let h = self.histogram(state);
-        let open: Vec<u64> = in_progress
-            .iter()
-            .filter(|p| p.state == state)
-            .map(|p| p.age_ns)
-            .collect();
+        let open: Vec<&InProgress> = in_progress.iter().filter(|p| p.state == state).collect();
+        let oldest = open.iter().max_by_key(|p| (p.age_ns, !p.exact));
         let q = |q: f64| {
             if h.is_empty() {
                 0
@@ -99,7 +98,8 @@ impl StateStats {
             p99_ns: q(0.99),
             max_ns: if h.is_empty() { 0 } else { h.max() },
             in_progress: open.len() as u64,
-            oldest_in_progress_ns: open.iter().copied().max().unwrap_or(0),
+            oldest_in_progress_ns: oldest.map_or(0, |p| p.age_ns),
+            oldest_in_progress_exact: oldest.is_none_or(|p| p.exact),
             start_not_seen: self.start_not_seen[state.index()],
         }
     }

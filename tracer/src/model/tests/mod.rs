@@ -119,5 +119,6 @@ fn after_handover(substate: TcpState, events: &[Event]) -> (Model, Vec<Step>) {
 }
 
 mod random;
+mod seed;
 mod sockets;
 mod timewait;
