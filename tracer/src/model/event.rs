@@ -26,6 +26,39 @@ impl Tuple {
     }
 }
 
+/// A task's command name as the kernel keeps it: 16 bytes, NUL-padded. Kept inline so decoding
+/// an event allocates nothing; turned into a `String` only when it names an owner.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Comm([u8; 16]);
+
+impl Comm {
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.0[..len]).unwrap_or("?")
+    }
+}
+
+impl From<&str> for Comm {
+    fn from(s: &str) -> Self {
+        let mut bytes = [0u8; 16];
+        let n = s.len().min(15);
+        bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+        Comm(bytes)
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// Which timer event of a timewait socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,7 +95,7 @@ pub struct Event {
     pub tuple: Tuple,
     /// Process (tgid) current when the event fired; 0 in softirq on an idle CPU.
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     /// cgroup (v2) id of the current task: its container.
     pub cgroup_id: u64,
     pub netns: u32,
@@ -124,7 +157,6 @@ impl TryFrom<&RawEvent> for Event {
             kind::RESET_RECEIVED => EventKind::ResetReceived,
             other => return Err(DecodeError::UnknownKind(other)),
         };
-        let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(16);
         Ok(Event {
             ts_ns: raw.ts_ns,
             sk: raw.sk,
@@ -136,7 +168,7 @@ impl TryFrom<&RawEvent> for Event {
                 raw.dport,
             ),
             pid: (raw.pid_tgid >> 32) as u32,
-            comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+            comm: Comm(raw.comm),
             cgroup_id: raw.cgroup_id,
             netns: raw.netns,
         })
@@ -167,7 +199,7 @@ mod tests {
         raw.comm[..5].copy_from_slice(b"nginx");
         let ev = Event::try_from(&raw).unwrap();
         assert_eq!(ev.pid, 42);
-        assert_eq!(ev.comm, "nginx");
+        assert_eq!(ev.comm.as_str(), "nginx");
         assert_eq!(ev.tuple.local.to_string(), "127.0.0.1");
         assert_eq!(ev.tuple.remote_port, 40000);
         assert_eq!(

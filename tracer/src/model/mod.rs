@@ -14,7 +14,7 @@ mod tests;
 use serde::Serialize;
 
 pub use close::{CloseKind, End, Role, Service};
-pub use event::{Event, EventKind, TimerPhase, Tuple};
+pub use event::{Comm, Event, EventKind, TimerPhase, Tuple};
 pub use seed::Seed;
 pub use state::TcpState;
 

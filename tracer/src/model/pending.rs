@@ -1,7 +1,10 @@
 //! Connection ends held back for a short while: an abort reports `* -> CLOSE` before its
 //! `tcp_send_reset` (verified on 6.18), so the end is only classified once the RST came or
 //! [`RESET_GRACE_NS`] passed without it.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Per-event maps: a fast hasher, seeded per map so remote peers cannot aim collisions.
+use foldhash::HashMap;
 
 use super::{Event, Step, close::CloseKind};
 

@@ -2,7 +2,8 @@
 //! time is unknown except for TIME_WAIT (dated by its timer), so they are "at least this old"
 //! (censored): counted as in progress, never put into exact histograms. The live stream takes
 //! a seed over the first time it reports that socket, so nothing is counted twice.
-use std::collections::HashMap;
+// Per-event maps: a fast hasher, seeded per map so remote peers cannot aim collisions.
+use foldhash::HashMap;
 
 use super::{InProgress, Owner, Role, TcpState, Tuple};
 

@@ -1,7 +1,8 @@
 //! Lives of full sockets, keyed by kernel socket address. An address is reused by the allocator,
 //! so a life starts at `CLOSE -> SYN_SENT`, `CLOSE -> LISTEN` or `LISTEN -> SYN_RECV` and no
 //! duration or close classification ever spans two lives.
-use std::collections::HashMap;
+// Per-event maps: a fast hasher, seeded per map so remote peers cannot aim collisions.
+use foldhash::HashMap;
 
 use super::{
     Anomalies, Event, InProgress, Note, Owner, Step, TcpState, Tuple,
@@ -346,7 +347,7 @@ impl Sockets {
 fn owner_of(ev: &Event) -> Owner {
     Owner {
         pid: ev.pid,
-        comm: ev.comm.clone(),
+        comm: ev.comm.as_str().to_owned(),
         cgroup_id: ev.cgroup_id,
     }
 }

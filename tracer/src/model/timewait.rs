@@ -9,7 +9,10 @@
 //! - An orphaned socket is handed over in FIN_WAIT2 substate; when the peer's FIN arrives within
 //!   the timer wheel's granularity (~2 s at 60 s) the re-arm is invisible, and only the substate
 //!   read at the end shows TIME_WAIT. TIME_WAIT is then counted from the timewait's start.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Per-event maps: a fast hasher, seeded per map so remote peers cannot aim collisions.
+use foldhash::HashMap;
 
 use super::{
     Anomalies, Event, InProgress, Note, Owner, Step, TcpState, TimerPhase, Tuple,

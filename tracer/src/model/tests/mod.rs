@@ -29,7 +29,7 @@ fn reversed(t: Tuple) -> Tuple {
 }
 
 fn event(ts_ns: u64, sk: u64, tuple: Tuple, pid: u32, kind: EventKind) -> Event {
-    let (comm, netns, cgroup_id) = (format!("p{pid}"), 1, 0);
+    let (comm, netns, cgroup_id) = (Comm::from(format!("p{pid}").as_str()), 1, 0);
     #[rustfmt::skip]
     let ev = Event { ts_ns, sk, kind, tuple, pid, comm, cgroup_id, netns };
     ev
