@@ -135,6 +135,8 @@ pub fn tracer_bin() -> PathBuf {
 /// A running `tracer` process whose programs are attached (it printed its ready line).
 pub struct Running {
     pub child: std::process::Child,
+    /// Reads stdout from the start, so a chatty tracer never blocks on a full pipe.
+    stdout: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Running {
@@ -148,6 +150,12 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tracer");
+        let mut stdout = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+            out
+        });
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -167,12 +175,14 @@ impl Running {
                 }
             }
         }
-        Running { child }
+        Running {
+            child,
+            stdout: Some(stdout),
+        }
     }
 
     /// Waits (at most `timeout`) for exit; returns the exit code and stdout.
     pub fn finish(mut self, timeout: Duration) -> (i32, String) {
-        use std::io::Read;
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -184,13 +194,11 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let mut out = String::new();
-        self.child
+        let out = self
             .stdout
             .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         (status.code().unwrap_or(-1), out)
     }
 }

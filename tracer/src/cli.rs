@@ -1,5 +1,5 @@
 //! Command-line interface: every subcommand, its options and its examples.
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +17,9 @@ Examples:
   sudo tracer histogram --state TIME_WAIT --duration 70s
   sudo tracer histogram --state close-wait --json
   sudo tracer closes --duration 10s               # which side closes first, per service
-  sudo tracer states                              # sockets in each state right now, per service";
+  sudo tracer states                              # sockets in each state right now, per service
+  sudo tracer record -o web.trc --duration 5m     # record the events, then analyse them offline:
+  tracer closes --from web.trc                    # (no root needed to replay)";
 
 #[derive(Parser, Debug)]
 #[command(name = "tracer", version, about = ABOUT, after_help = EXAMPLES)]
@@ -64,6 +66,17 @@ Examples:
 The side that closes first holds the TIME_WAIT; a side that stays in CLOSE_WAIT has an
 application that has not called close(). Each row ends with a sentence saying which.")]
     Closes(ClosesArgs),
+    /// A live full-screen view, refreshed every second: sockets per state, transition rates,
+    /// who holds TIME_WAIT and CLOSE_WAIT, who closes first, lost events.
+    #[command(after_help = "\
+Examples:
+  sudo tracer top                      # q, Esc or Ctrl-C quits and restores the terminal
+  sudo tracer top --port 443           # one service
+  sudo tracer top --duration 30s > top.txt   # not a terminal: plain-text snapshots
+
+Sockets that existed before tracer started are counted from a snapshot; their age in a state
+shows as \"≥\" (at least), except TIME_WAIT, which is dated by its timer.")]
+    Top(TopArgs),
     /// Count the TCP sockets that exist right now in each state (like `netstat -n | awk ...`),
     /// per service or per process, with the oldest TIME_WAIT's age. Instant: no eBPF.
     #[command(after_help = "\
@@ -80,6 +93,37 @@ local address:port with role unknown. TIME_WAIT ages are exact (from the kernel'
 other states began before the snapshot at an unknown time. Without root the counts are complete
 but the owners of other users' sockets are not (the output says so).")]
     States(StatesArgs),
+    /// Record the raw event stream to a file, to analyse later (and elsewhere, without root)
+    /// with `--from FILE` on run, histogram and closes.
+    #[command(after_help = "\
+Examples:
+  sudo tracer record -o web.trc --port 8080 --duration 5m  # record 5 minutes of one service
+  tracer closes --from web.trc                             # then, offline: who closed first
+  tracer histogram --state time-wait --from web.trc        # ... the TIME_WAIT durations
+  tracer run --quiet --from web.trc --port 443             # ... the tables, port 443 only
+
+The file is created with mode 0600 (it names every connection and process) and holds the
+events exactly as the kernel reported them, the start time (boot and wall clock), the filter,
+the host name and the lost-events counter, so a replay gives the answers, times and losses of
+the live run. Stops on Ctrl-C, SIGTERM or after --duration and ends the file properly. The
+format is documented in docs/recording-format.md.")]
+    Record(RecordArgs),
+    /// Diagnose TCP connection-end trouble: sysctls, kernel counters and one snapshot (two,
+    /// --duration apart, with who-closed-first in between) turned into findings with numbers.
+    #[command(after_help = "\
+Examples:
+  sudo tracer doctor                              # instant: sysctls, counters, one snapshot
+  sudo tracer doctor --duration 60s               # counter rates, who closes first, stuck sockets
+  sudo tracer doctor --duration 30s --stuck 10s --json
+  sudo ip netns exec NS tracer doctor             # another network namespace (sysctls are per netns)
+
+Findings (most severe first): TIME_WAIT near tcp_max_tw_buckets or TCPTimeWaitOverflow > 0,
+services whose TIME_WAIT comes from this host closing first, ephemeral port pressure per
+destination, CLOSE_WAIT (the application has not called close()) with process and pid, listen
+queue overflows and SYN_RECV pile-ups, tcp_tw_reuse; 'nothing wrong found' is a valid answer.
+A socket's age is only known from two snapshots: with --duration D, CLOSE_WAIT / FIN_WAIT2 /
+SYN_RECV sockets present in both are at least D old.")]
+    Doctor(DoctorArgs),
 }
 
 /// Which traffic to follow; applied in the kernel so the rest never reaches userspace.
@@ -142,6 +186,10 @@ pub struct RunArgs {
         value_parser = parse_listen_addr
     )]
     pub metrics: Option<SocketAddr>,
+    /// Read the events from a recording made by `tracer record` instead of tracing live (no
+    /// root needed). --port/-4/-6 then narrow the recording; --duration keeps its first DURATION.
+    #[arg(long, value_name = "FILE", conflicts_with = "metrics")]
+    pub from: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -157,6 +205,10 @@ pub struct HistogramArgs {
     /// Print one JSON object instead of the chart.
     #[arg(long)]
     pub json: bool,
+    /// Read the events from a recording made by `tracer record` instead of tracing live (no
+    /// root needed). --port/-4/-6 then narrow the recording; --duration keeps its first DURATION.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -169,6 +221,35 @@ pub struct StatesArgs {
     /// Print one JSON object ({"taken_at", "states": {STATE: n}, "oldest", "rows": [...]}).
     #[arg(long)]
     pub json: bool,
+    /// Also list sockets that may be stuck (CLOSE_WAIT, FIN_WAIT2, SYN_RECV): with 0 every one
+    /// (age ≥ 0 s); otherwise counts only, as one snapshot cannot date them (see doctor).
+    #[arg(long, value_name = "SECS", value_parser = crate::doctor::stuck::parse_threshold)]
+    pub stuck: Option<Duration>,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Measure for this long: counter rates, who closes first (eBPF), and a second snapshot.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// CLOSE_WAIT / FIN_WAIT2 / SYN_RECV sockets at least this old are stuck (needs --duration).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = crate::doctor::stuck::parse_threshold)]
+    pub stuck: Duration,
+    /// Print one JSON object (sysctls, counters, findings, ...).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Refresh this often.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Quit after this long. Default: until q.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +263,22 @@ pub struct ClosesArgs {
     /// Print a JSON array of rows instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Read the events from a recording made by `tracer record` instead of tracing live (no
+    /// root needed). --port/-4/-6 then narrow the recording; --duration keeps its first DURATION.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Write the recording to FILE (mode 0600; an existing file is replaced).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Stop after this long (e.g. 30s, 5m). Default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

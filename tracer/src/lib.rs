@@ -2,9 +2,11 @@
 //! everything below [`probe`] is pure and testable without root.
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod probe;
+pub mod recording;
 pub mod snapshot;
 pub mod stats;

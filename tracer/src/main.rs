@@ -24,7 +24,10 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run::run(args).await,
             Command::Histogram(args) => commands::histogram::run(args).await,
             Command::Closes(args) => commands::closes::run(args).await,
+            Command::Top(args) => commands::top::run(args).await,
             Command::States(args) => commands::states::run(args),
+            Command::Record(args) => commands::record::run(args).await,
+            Command::Doctor(args) => commands::doctor::run(args).await,
         }
     });
     match result {

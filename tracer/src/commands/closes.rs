@@ -26,17 +26,18 @@ impl Sink for Ends {
 }
 
 pub async fn run(args: ClosesArgs) -> Result<()> {
-    let mut collector = Collector::attach(&args.filter.to_config()?)?;
+    let mut collector = Collector::new(&args.filter.to_config()?, args.from.as_deref())?;
     let mut ends = Ends::default();
-    eprintln!("collecting connection ends; Ctrl-C to stop");
-    let started = crate::output::clock::boot_ns();
+    if !collector.is_replay() {
+        eprintln!("collecting connection ends; Ctrl-C to stop");
+    }
     collector
         .run(args.duration, std::time::Duration::from_secs(1), &mut ends)
         .await?;
     let rows = ends.stats.rows(args.by);
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
-        return Ok(());
+        return collector.finish();
     }
     let counters = collector.counters();
     let title = format!(
@@ -45,10 +46,10 @@ pub async fn run(args: ClosesArgs) -> Result<()> {
             crate::stats::closes::GroupBy::Service => "service",
             crate::stats::closes::GroupBy::Process => "process",
         },
-        human(crate::output::clock::boot_ns().saturating_sub(started)),
+        human(collector.now_ns().saturating_sub(collector.started_ns)),
         counters.events,
         counters.lost
     );
     print!("{}", closes::text(&rows, &title));
-    Ok(())
+    collector.finish()
 }

@@ -1,6 +1,8 @@
-//! The loop every live subcommand shares: ring buffer -> model -> stats, until a duration,
-//! Ctrl-C or SIGTERM, with a periodic tick. Nothing queued in the ring buffer is dropped at exit.
-use std::time::Duration;
+//! The loop every analysis subcommand shares: events -> model -> stats, with a periodic tick.
+//! The events come from a [`Source`]: the live ring buffer (until a duration, Ctrl-C or SIGTERM;
+//! nothing queued is dropped at exit) or a recording (as fast as it reads, on the recording's
+//! clock). Everything time-dependent asks [`Collector::now_ns`], so both give the same answers.
+use std::{path::Path, time::Duration};
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
@@ -8,13 +10,21 @@ use tracer_common::{FilterConfig, RawEvent};
 
 use crate::{
     model::{Event, Model, Step},
-    output::{clock::boot_ns, table::Counters},
+    output::{
+        clock::{WallClock, boot_ns},
+        table::Counters,
+    },
     probe::{DEFAULT_RING_BYTES, Probe},
+    recording::{Record, Replay},
     stats::{StateStats, StateSummary},
 };
 
 /// What a subcommand does with the results as they come.
 pub trait Sink {
+    /// Every event as read, before decoding (`tracer record` writes them).
+    fn raw(&mut self, _raw: &RawEvent) -> Result<()> {
+        Ok(())
+    }
     fn step(&mut self, step: &Step) -> Result<()>;
     fn tick(&mut self, collector: &Collector) -> Result<()>;
 }
@@ -24,16 +34,28 @@ pub trait Sink {
 pub enum Ended {
     Duration,
     Signal,
+    /// A replay read its recording to the end, or to the first unreadable byte.
+    Recording,
 }
 
+/// Where the events come from.
+pub enum Source {
+    Live(Probe),
+    Replay(Replay),
+}
+
+/// A replay with a gap longer than this many ticks ticks once for the whole gap.
+const MAX_CATCH_UP_TICKS: u64 = 100_000;
+
 pub struct Collector {
-    probe: Probe,
+    source: Source,
     pub model: Model,
     pub stats: StateStats,
     pub undecodable: u64,
     pub events: u64,
-    /// When collection started, in boot-time ns.
+    /// When collection started, in boot-time ns (a replay: when the recording started).
     pub started_ns: u64,
+    clock: WallClock,
     raw: Vec<RawEvent>,
 }
 
@@ -48,6 +70,15 @@ fn seed_passes(filter: &FilterConfig, seed: &crate::model::Seed) -> bool {
 }
 
 impl Collector {
+    /// Live from the kernel when `from` is `None`, else replaying that recording narrowed by
+    /// `filter`.
+    pub fn new(filter: &FilterConfig, from: Option<&Path>) -> Result<Collector> {
+        match from {
+            None => Collector::attach(filter),
+            Some(path) => Collector::replay(path, filter),
+        }
+    }
+
     pub fn attach(filter: &FilterConfig) -> Result<Collector> {
         let probe = Probe::attach(filter, DEFAULT_RING_BYTES)?;
         if !probe.timewait_supported {
@@ -55,68 +86,130 @@ impl Collector {
                 "warning: tw_timer_handler not found in /proc/kallsyms: TIME_WAIT is not followed"
             );
         }
-        // After attaching, so a socket that changes meanwhile is seen live, and the live
-        // stream takes each seed over the first time it reports that socket.
-        let mut model = Model::new();
+        let mut collector =
+            Collector::with_source(Source::Live(probe), boot_ns(), WallClock::now());
+        // After attaching, so a socket that changes meanwhile is seen live; the live stream
+        // takes each seed over the first time it reports that socket.
         match crate::snapshot::take() {
-            Ok(snap) => model.seed(
+            Ok(snap) => collector.model.seed(
                 crate::snapshot::seeds(&snap)
                     .into_iter()
                     .filter(|seed| seed_passes(filter, seed)),
             ),
             Err(e) => eprintln!("warning: no snapshot of existing sockets ({e:#})"),
         }
-        Ok(Collector {
-            probe,
-            model,
+        Ok(collector)
+    }
+
+    /// Opens a recording (checking its header) and says on stderr what it replays.
+    pub fn replay(path: &Path, filter: &FilterConfig) -> Result<Collector> {
+        let replay = Replay::open(path, *filter)?;
+        eprintln!("{}", replay.banner());
+        if !replay.header().timewait_followed() {
+            eprintln!("warning: TIME_WAIT was not followed when this recording was made");
+        }
+        let (started, clock) = (replay.header().start_boot_ns, replay.clock());
+        Ok(Collector::with_source(
+            Source::Replay(replay),
+            started,
+            clock,
+        ))
+    }
+
+    fn with_source(source: Source, started_ns: u64, clock: WallClock) -> Collector {
+        Collector {
+            source,
+            model: Model::new(),
             stats: StateStats::new(),
             undecodable: 0,
             events: 0,
-            started_ns: boot_ns(),
+            started_ns,
+            clock,
             raw: Vec::with_capacity(4096),
-        })
+        }
+    }
+
+    pub fn is_replay(&self) -> bool {
+        matches!(self.source, Source::Replay(_))
+    }
+
+    /// Boot-time ns "now": the clock when live, the recording's latest time when replaying
+    /// (its end time once it has been read).
+    pub fn now_ns(&self) -> u64 {
+        match &self.source {
+            Source::Live(_) => boot_ns(),
+            Source::Replay(replay) => replay.now_ns,
+        }
+    }
+
+    /// Turns boot-time ns into wall-clock time of the host the events come from.
+    pub fn clock(&self) -> WallClock {
+        self.clock
+    }
+
+    /// Whether TIME_WAIT is (or was, for a recording) followed.
+    pub fn timewait_followed(&self) -> bool {
+        match &self.source {
+            Source::Live(probe) => probe.timewait_supported,
+            Source::Replay(replay) => replay.header().timewait_followed(),
+        }
+    }
+
+    fn apply(&mut self, raw: &RawEvent, sink: &mut dyn Sink) -> Result<()> {
+        self.events += 1;
+        sink.raw(raw)?;
+        let Ok(event) = Event::try_from(raw) else {
+            self.undecodable += 1;
+            return Ok(());
+        };
+        for step in self.model.apply(&event) {
+            self.stats.record(&step);
+            sink.step(&step)?;
+        }
+        Ok(())
     }
 
     fn process(&mut self, sink: &mut dyn Sink) -> Result<()> {
-        for raw in std::mem::take(&mut self.raw) {
-            self.events += 1;
-            let Ok(event) = Event::try_from(&raw) else {
-                self.undecodable += 1;
-                continue;
-            };
-            for step in self.model.apply(&event) {
-                self.stats.record(&step);
-                sink.step(&step)?;
-            }
+        let mut raw = std::mem::take(&mut self.raw);
+        for r in raw.drain(..) {
+            self.apply(&r, sink)?;
         }
+        self.raw = raw;
         Ok(())
     }
 
     pub fn counters(&self) -> Counters {
         Counters {
             events: self.events,
-            lost: self.probe.lost().unwrap_or(0),
+            lost: match &self.source {
+                Source::Live(probe) => probe.lost().unwrap_or(0),
+                Source::Replay(replay) => replay.lost,
+            },
             undecodable: self.undecodable,
         }
     }
 
     /// Per-state summaries as of now, sockets still in a state included.
     pub fn summaries(&self) -> Vec<StateSummary> {
-        self.stats.summaries(&self.model.in_progress(boot_ns()))
+        self.stats.summaries(&self.model.in_progress(self.now_ns()))
     }
 
     pub fn summary(&self, state: crate::model::TcpState) -> StateSummary {
         self.stats
-            .summary(state, &self.model.in_progress(boot_ns()))
+            .summary(state, &self.model.in_progress(self.now_ns()))
     }
 
-    /// Runs until `duration`, Ctrl-C or SIGTERM, ticking the sink every `tick`.
+    /// Runs until `duration`, Ctrl-C or SIGTERM (a replay: to the end of the recording, or its
+    /// first `duration`), ticking the sink every `tick`.
     pub async fn run(
         &mut self,
         duration: Option<Duration>,
         tick: Duration,
         sink: &mut dyn Sink,
     ) -> Result<Ended> {
+        if self.is_replay() {
+            return self.run_replay(duration, tick, sink);
+        }
         let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let mut terminate =
             signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -128,7 +221,7 @@ impl Collector {
         let ended = loop {
             let mut raw = std::mem::take(&mut self.raw);
             tokio::select! {
-                read = self.probe.read(&mut raw) => {
+                read = read_live(&mut self.source, &mut raw) => {
                     read?;
                     self.raw = raw;
                     self.process(sink)?;
@@ -136,7 +229,7 @@ impl Collector {
                 }
                 _ = drain.tick() => {
                     self.raw = raw;
-                    self.probe.drain(&mut self.raw);
+                    drain_live(&mut self.source, &mut self.raw);
                     self.process(sink)?;
                     continue;
                 }
@@ -151,18 +244,126 @@ impl Collector {
                 _ = terminate.recv() => { self.raw = raw; break Ended::Signal }
             }
         };
-        self.probe.drain(&mut self.raw);
+        drain_live(&mut self.source, &mut self.raw);
         self.process(sink)?;
         self.settle(sink)?;
         Ok(ended)
     }
 
+    /// Feeds a recording without sleeping. TICK records settle as the recorder's clock did;
+    /// the sink ticks each time the recording's time passes another `tick`. A read error ends
+    /// the replay like its end would; [`Collector::finish`] returns it.
+    fn run_replay(
+        &mut self,
+        duration: Option<Duration>,
+        tick: Duration,
+        sink: &mut dyn Sink,
+    ) -> Result<Ended> {
+        let tick_ns = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let cutoff = duration.map(|d| {
+            let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            self.started_ns.saturating_add(d)
+        });
+        let mut next_tick = self.started_ns.saturating_add(tick_ns);
+        let ended = loop {
+            let Source::Replay(replay) = &mut self.source else {
+                break Ended::Recording;
+            };
+            let Some(record) = replay.next_record() else {
+                break Ended::Recording;
+            };
+            let at = match record {
+                Record::Event(raw) => raw.ts_ns,
+                Record::Tick { now_ns, .. } => now_ns,
+                Record::End { end_ns, .. } => end_ns,
+            };
+            if let Some(cutoff) = cutoff.filter(|&c| at >= c) {
+                self.replay_until(cutoff, &mut next_tick, tick_ns, sink)?;
+                break Ended::Duration;
+            }
+            self.replay_until(at, &mut next_tick, tick_ns, sink)?;
+            match record {
+                Record::Event(raw) => {
+                    if matches!(&self.source, Source::Replay(r) if r.accepts(&raw)) {
+                        self.apply(&raw, sink)?;
+                    }
+                }
+                Record::Tick { lost, .. } => {
+                    self.set_replay_lost(lost);
+                    self.settle(sink)?;
+                }
+                Record::End { lost, .. } => {
+                    self.set_replay_lost(lost);
+                    break Ended::Recording;
+                }
+            }
+        };
+        self.settle(sink)?;
+        Ok(ended)
+    }
+
+    /// Moves the replay clock to `at`, ticking the sink at each `tick` boundary passed.
+    fn replay_until(
+        &mut self,
+        at: u64,
+        next_tick: &mut u64,
+        tick_ns: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<()> {
+        if at >= *next_tick && (at - *next_tick) / tick_ns > MAX_CATCH_UP_TICKS {
+            *next_tick = at - (at - *next_tick) % tick_ns;
+        }
+        while *next_tick <= at {
+            self.set_replay_now(*next_tick);
+            self.settle(sink)?;
+            sink.tick(self)?;
+            *next_tick = next_tick.saturating_add(tick_ns);
+        }
+        self.set_replay_now(at);
+        Ok(())
+    }
+
+    fn set_replay_now(&mut self, at: u64) {
+        if let Source::Replay(replay) = &mut self.source {
+            replay.now_ns = replay.now_ns.max(at);
+        }
+    }
+
+    fn set_replay_lost(&mut self, lost: u64) {
+        if let Source::Replay(replay) = &mut self.source {
+            replay.lost = lost;
+        }
+    }
+
+    /// Call once the results are out: the error that cut a replay short, if any (what came
+    /// before it has been processed and reported by then).
+    pub fn finish(&mut self) -> Result<()> {
+        match &mut self.source {
+            Source::Replay(replay) => replay.take_error().map_or(Ok(()), Err),
+            Source::Live(_) => Ok(()),
+        }
+    }
+
     /// Ends timewaits whose early end became certain with the passing of time.
     fn settle(&mut self, sink: &mut dyn Sink) -> Result<()> {
-        for step in self.model.finish(boot_ns()) {
+        for step in self.model.finish(self.now_ns()) {
             self.stats.record(&step);
             sink.step(&step)?;
         }
         Ok(())
+    }
+}
+
+/// Waits for ring-buffer events; a replay has none to wait for (it never gets here).
+async fn read_live(source: &mut Source, out: &mut Vec<RawEvent>) -> Result<()> {
+    match source {
+        Source::Live(probe) => probe.read(out).await,
+        Source::Replay(_) => std::future::pending().await,
+    }
+}
+
+fn drain_live(source: &mut Source, out: &mut Vec<RawEvent>) {
+    if let Source::Live(probe) = source {
+        probe.drain(out);
     }
 }

@@ -8,7 +8,7 @@ use super::collect::{Collector, Sink};
 use crate::{
     cli::HistogramArgs,
     model::{Step, TcpState},
-    output::{chart, clock::boot_ns, duration::human},
+    output::{chart, duration::human},
     stats::StateSummary,
 };
 
@@ -32,7 +32,7 @@ impl Sink for Countdown {
         if !self.live {
             return Ok(());
         }
-        let now = boot_ns();
+        let now = collector.now_ns();
         let left = match self.ends_at_ns {
             Some(end) => format!("{} left, ", human(end.saturating_sub(now))),
             None => String::new(),
@@ -57,16 +57,17 @@ struct JsonHistogram<'a> {
 }
 
 pub async fn run(args: HistogramArgs) -> Result<()> {
-    let mut collector = Collector::attach(&args.filter.to_config()?)?;
-    let live = std::io::stderr().is_terminal();
-    let started = boot_ns();
+    let mut collector = Collector::new(&args.filter.to_config()?, args.from.as_deref())?;
+    let replay = collector.is_replay();
+    let live = std::io::stderr().is_terminal() && !replay;
+    let started = collector.started_ns;
     let mut sink = Countdown {
         state: args.state,
         seen: 0,
         ends_at_ns: args.duration.map(|d| started + d.as_nanos() as u64),
         live,
     };
-    if !live {
+    if !live && !replay {
         eprintln!("collecting {} durations; Ctrl-C to stop", args.state);
     }
     let tick = std::time::Duration::from_secs(1);
@@ -88,7 +89,7 @@ pub async fn run(args: HistogramArgs) -> Result<()> {
             .collect();
         let out = JsonHistogram {
             summary: &summary,
-            collected_ns: boot_ns().saturating_sub(started),
+            collected_ns: collector.now_ns().saturating_sub(started),
             lost: collector.counters().lost,
             buckets,
         };
@@ -98,10 +99,10 @@ pub async fn run(args: HistogramArgs) -> Result<()> {
         let counters = collector.counters();
         println!(
             "collected for {}; {} events, {} lost",
-            human(boot_ns().saturating_sub(started)),
+            human(collector.now_ns().saturating_sub(started)),
             counters.events,
             counters.lost
         );
     }
-    Ok(())
+    collector.finish()
 }

@@ -13,10 +13,7 @@ use crate::{
     cli::RunArgs,
     metrics::{self, Metrics},
     model::Step,
-    output::{
-        clock::{WallClock, boot_ns},
-        closes, line, table,
-    },
+    output::{clock::WallClock, closes, line, table},
     stats::{
         StateSummary,
         closes::{CloseRow, CloseStats, GroupBy},
@@ -59,7 +56,7 @@ impl RunSink {
         if self.json {
             let s = JsonSummary {
                 kind: "summary",
-                time: chrono::Local::now().to_rfc3339(),
+                time: self.clock.at(collector.now_ns()).to_rfc3339(),
                 is_final,
                 states: &rows,
                 closes: &close_rows,
@@ -72,7 +69,7 @@ impl RunSink {
             let title = format!(
                 "--- time in state{} ({}) ---",
                 if is_final { ", final" } else { "" },
-                chrono::Local::now().format("%H:%M:%S")
+                self.clock.at(collector.now_ns()).format("%H:%M:%S")
             );
             writeln!(self.out, "{}", table::text(&rows, &counters, &title))?;
             if !close_rows.is_empty() {
@@ -109,7 +106,7 @@ impl Sink for RunSink {
     fn tick(&mut self, collector: &Collector) -> Result<()> {
         if let Some(metrics) = &self.metrics {
             metrics.refresh(
-                &collector.model.in_progress(boot_ns()),
+                &collector.model.in_progress(collector.now_ns()),
                 &collector.counters(),
             );
         }
@@ -129,7 +126,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Some(addr) => Some(metrics::server::bind(addr).await?),
         None => None,
     };
-    let mut collector = Collector::attach(&filter)?;
+    let mut collector = Collector::new(&filter, args.from.as_deref())?;
     let (tick, ticks_per_summary) = match listener {
         Some(_) => metrics::refresh_tick(args.interval),
         None => (args.interval, 1),
@@ -144,7 +141,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     });
     let mut sink = RunSink {
         out: BufWriter::new(std::io::stdout()),
-        clock: WallClock::now(),
+        clock: collector.clock(),
         json: args.json,
         quiet: args.quiet,
         closes: CloseStats::default(),
@@ -156,11 +153,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         writeln!(sink.out, "{}", line::header())?;
     }
     sink.out.flush()?;
-    eprintln!("tracing TCP state changes; Ctrl-C to stop");
+    if !collector.is_replay() {
+        eprintln!("tracing TCP state changes; Ctrl-C to stop");
+    }
     let ended = collector.run(args.duration, tick, &mut sink).await;
     if let Some(server) = server {
         server.abort();
     }
     ended?;
-    sink.summary(&collector, true)
+    sink.summary(&collector, true)?;
+    collector.finish()
 }

@@ -22,11 +22,19 @@ pub fn run(args: StatesArgs) -> Result<()> {
     let snap = snapshot::take()?;
     let summary = summarize(&snap, args.by);
     let clock = WallClock::now();
-    let out = if args.json {
-        format!("{}\n", json(&summary, args.by, &clock))
+    let mut out = if args.json {
+        let mut value = json(&summary, args.by, &clock);
+        if let Some(threshold) = args.stuck {
+            value["stuck"] = crate::doctor::stuck::instant_json(&snap, threshold);
+        }
+        format!("{value}\n")
     } else {
         text(&summary, args.by, &clock)
     };
+    // --stuck: sockets that may be stuck; one snapshot cannot date them (see `tracer doctor`).
+    if let (Some(threshold), false) = (args.stuck, args.json) {
+        out.push_str(&crate::doctor::stuck::instant_text(&snap, threshold));
+    }
     // write_all, not print!: `tracer states | head` must end quietly (main treats a broken
     // pipe as success), not panic.
     let mut stdout = std::io::stdout().lock();

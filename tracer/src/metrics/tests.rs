@@ -200,6 +200,8 @@ fn gauges_and_event_counters_follow_refreshes() {
         age_ns,
         tuple: Tuple::new(LO, 1, LO, 2),
         exact: true,
+        role: crate::model::Role::Unknown,
+        owner: crate::model::Owner::default(),
     };
     let in_progress = [
         open(TcpState::TimeWait, 5),

@@ -106,6 +106,28 @@ impl fmt::Display for Service {
     }
 }
 
+impl Service {
+    /// The service a socket belongs to: the server's end of its tuple. Client: the remote
+    /// end; server or listener: the local end; unknown: a known listening port, else the side
+    /// with the lower port (the usual shape of a service).
+    pub fn of(role: Role, tuple: &super::Tuple, local_port_listens: bool) -> Service {
+        let local = Service {
+            addr: tuple.local,
+            port: tuple.local_port,
+        };
+        let remote = Service {
+            addr: tuple.remote,
+            port: tuple.remote_port,
+        };
+        match role {
+            Role::Server | Role::Listener => local,
+            Role::Client => remote,
+            Role::Unknown if local_port_listens || tuple.local_port < tuple.remote_port => local,
+            Role::Unknown => remote,
+        }
+    }
+}
+
 /// The end of one connection as seen from one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct End {

@@ -70,6 +70,15 @@ pub struct InProgress {
     pub tuple: Tuple,
     /// False for a socket that predates the trace: its age is only a lower bound.
     pub exact: bool,
+    pub role: Role,
+    pub owner: Owner,
+}
+
+impl InProgress {
+    /// The service this socket belongs to (see [`Service::of`]).
+    pub fn service(&self) -> Service {
+        Service::of(self.role, &self.tuple, false)
+    }
 }
 
 /// Counters of things the model could not make sense of, shown so nothing is hidden.
@@ -100,6 +109,8 @@ impl Model {
     pub fn apply(&mut self, ev: &Event) -> Vec<Step> {
         let mut steps = self.finish(ev.ts_ns);
         match ev.kind {
+            // shutdown() then close() can report FIN_WAIT1 -> FIN_WAIT1: not a change.
+            EventKind::StateChange { old, new } if old == new => {}
             EventKind::StateChange { old, new } => {
                 let handed = if new == TcpState::Close {
                     self.timewaits.takes_over(&ev.tuple, ev.netns)

@@ -46,6 +46,8 @@ impl Seeds {
             age_ns: now_ns.saturating_sub(s.entered_ns),
             tuple: s.tuple,
             exact: s.exact,
+            role: s.role,
+            owner: s.owner.clone(),
         })
     }
 }

@@ -26,6 +26,7 @@ pub struct Closing {
     pub state: TcpState,
     pub entered_ns: u64,
     pub owner: Owner,
+    pub role: Role,
 }
 
 struct Life {
@@ -249,25 +250,11 @@ impl Sockets {
         }
     }
 
-    /// Client: the remote end; server: the local end; unknown: the side with the lower port
-    /// (or a known listener's port), the usual shape of a service.
     fn service(&self, life: &Life, ev: &Event) -> Service {
-        let t = &ev.tuple;
-        let local = Service {
-            addr: t.local,
-            port: t.local_port,
-        };
-        let remote = Service {
-            addr: t.remote,
-            port: t.remote_port,
-        };
-        match life.role {
-            Role::Server | Role::Listener => local,
-            Role::Client => remote,
-            Role::Unknown if self.listeners.contains_key(&(ev.netns, t.local_port)) => local,
-            Role::Unknown if t.local_port < t.remote_port => local,
-            Role::Unknown => remote,
-        }
+        let listens = self
+            .listeners
+            .contains_key(&(ev.netns, ev.tuple.local_port));
+        Service::of(life.role, &ev.tuple, listens)
     }
 
     fn index(&mut self, ev: &Event, old: TcpState, new: TcpState, owner: &Owner) {
@@ -317,6 +304,7 @@ impl Sockets {
             state: life.state,
             entered_ns: life.entered_ns,
             owner: life.owner.clone(),
+            role: life.role,
         })
     }
 
@@ -328,6 +316,8 @@ impl Sockets {
                 age_ns: now_ns.saturating_sub(l.entered_ns),
                 tuple: l.tuple,
                 exact: true,
+                role: l.role,
+                owner: l.owner.clone(),
             })
             .chain(self.seeds.in_progress(now_ns))
             .collect()

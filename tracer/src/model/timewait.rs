@@ -34,6 +34,7 @@ struct TimeWait {
     tuple: Tuple,
     netns: u32,
     owner: Owner,
+    role: super::Role,
     handed_over: bool,
 }
 
@@ -139,6 +140,7 @@ impl TimeWaits {
                 tuple: ev.tuple,
                 netns: ev.netns,
                 owner: seed.owner,
+                role: seed.role,
                 handed_over: true,
             },
         );
@@ -215,6 +217,7 @@ impl TimeWaits {
             }
             _ => ev.ts_ns,
         };
+        let role = closing.as_ref().map_or(super::Role::Unknown, |c| c.role);
         let owner = closing.map(|c| c.owner).unwrap_or_default();
         self.live.insert(
             ev.sk,
@@ -226,6 +229,7 @@ impl TimeWaits {
                 tuple: ev.tuple,
                 netns: ev.netns,
                 owner: owner.clone(),
+                role,
                 handed_over: false,
             },
         );
@@ -327,6 +331,8 @@ impl TimeWaits {
                 age_ns: now_ns.saturating_sub(tw.since_ns),
                 tuple: tw.tuple,
                 exact: true,
+                role: tw.role,
+                owner: tw.owner.clone(),
             })
             .chain(self.seeds.in_progress(now_ns))
             .collect()

@@ -31,6 +31,20 @@ impl WallClock {
         }
     }
 
+    /// The clock of another moment or host: boot time `boot_ns` was realtime `realtime_ns`
+    /// (a recording's start).
+    pub fn from_pair(boot_ns: u64, realtime_ns: i64) -> Self {
+        WallClock {
+            realtime_minus_boot_ns: realtime_ns as i128 - boot_ns as i128,
+        }
+    }
+
+    /// Realtime (ns since the Unix epoch) at boot time `boot_ns`.
+    pub fn realtime_ns(&self, boot_ns: u64) -> i64 {
+        (boot_ns as i128 + self.realtime_minus_boot_ns).clamp(i64::MIN.into(), i64::MAX.into())
+            as i64
+    }
+
     pub fn at(&self, boot_ts_ns: u64) -> DateTime<Local> {
         let ns = boot_ts_ns as i128 + self.realtime_minus_boot_ns;
         let secs = ns.div_euclid(1_000_000_000) as i64;

@@ -5,3 +5,4 @@ pub mod closes;
 pub mod duration;
 pub mod line;
 pub mod table;
+pub mod top;

@@ -189,3 +189,20 @@ fn a_close_seen_mid_way_is_not_an_abort() {
     let ends: Vec<_> = steps.iter().filter_map(|s| s.end.map(|e| e.kind)).collect();
     assert_eq!(ends, [CloseKind::LocalFirst, CloseKind::PeerFirst]);
 }
+
+#[test]
+fn a_repeated_state_is_not_a_transition() {
+    let t = tuple(T0, 80);
+    let mut events = connect(1, t, 7);
+    events.push(change_by(S, 1, t, Established, FinWait1, 7));
+    events.push(change_by(S + MS, 1, t, FinWait1, FinWait1, 7));
+    events.push(change(S + 3 * MS, 1, t, FinWait1, FinWait2));
+    let (_, steps) = run(&events);
+    assert_eq!(
+        shown(&steps[2..]),
+        [
+            "1 p7 ESTABLISHED->FIN_WAIT1 999ms",
+            "1 p7 FIN_WAIT1->FIN_WAIT2 3ms"
+        ]
+    );
+}
