@@ -20,6 +20,10 @@ fi
 if ! rustup component list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q '^clippy'; then
     rustup component add clippy rustfmt --toolchain "$HOST_TC"
 fi
+# The static single binary (x86_64-unknown-linux-musl) runs on other kernels and distributions.
+if ! rustup target list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl --toolchain "$HOST_TC"
+fi
 if ! has_toolchain "$EBPF_TC" ||
     ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^rust-src'; then
     say "installing eBPF toolchain $EBPF_TC with rust-src"
@@ -47,6 +51,10 @@ command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# The second-kernel check (cargo xtask qemu): qemu, a static busybox, cpio.
+command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,6 +2,7 @@
 //! `cargo xtask bench` (throughput kept under connection churn, traced vs untraced).
 //! The toolchains and bpf-linker come from scripts/setup.sh, which scripts/dev.sh runs first.
 mod bench;
+mod qemu;
 
 use std::process::Command;
 
@@ -24,6 +25,9 @@ enum Task {
     },
     /// Release build of the single `tracer` binary (eBPF object embedded).
     Build,
+    /// The static (musl) binary on Debian 12's 6.1 kernel under qemu (root; downloads the
+    /// kernel package).
+    Qemu,
     /// Throughput kept under loopback connection churn, traced vs untraced (root; nginx, wrk).
     Bench {
         /// Alternating untraced/traced rounds.
@@ -51,6 +55,7 @@ fn cargo(args: &[&str]) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
+        Task::Qemu => qemu::run(cargo),
         Task::Bench { rounds, seconds } => {
             cargo(&["build", "--release", "-p", "tracer"])?;
             bench::run(rounds, seconds)
