@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask test` (every check and test), `cargo xtask build`,
 //! `cargo xtask bench` (throughput kept under connection churn, traced vs untraced).
 //! The toolchains and bpf-linker come from scripts/setup.sh, which scripts/dev.sh runs first.
+mod attach_bench;
 mod bench;
 mod qemu;
 
@@ -25,6 +26,19 @@ enum Task {
     },
     /// Release build of the single `tracer` binary (eBPF object embedded).
     Build,
+    /// Attach + snapshot time with ~100,000 existing sockets (root; a throw-away netns).
+    BenchAttach {
+        #[arg(long, default_value_t = 100_000)]
+        sockets: usize,
+    },
+    /// (internal) hold loopback connections for bench-attach until stdin closes.
+    #[command(hide = true)]
+    HoldSockets {
+        #[arg(long)]
+        pairs: usize,
+        #[arg(long)]
+        port: u16,
+    },
     /// The static (musl) binary on Debian 12's 6.1 kernel under qemu (root; downloads the
     /// kernel package).
     Qemu,
@@ -36,6 +50,9 @@ enum Task {
         /// Seconds per wrk round.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// Use the release binary as it is (no rebuild).
+        #[arg(long)]
+        no_build: bool,
     },
 }
 
@@ -56,8 +73,16 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
         Task::Qemu => qemu::run(cargo),
-        Task::Bench { rounds, seconds } => {
-            cargo(&["build", "--release", "-p", "tracer"])?;
+        Task::BenchAttach { sockets } => attach_bench::run(sockets),
+        Task::HoldSockets { pairs, port } => attach_bench::hold(pairs, port),
+        Task::Bench {
+            rounds,
+            seconds,
+            no_build,
+        } => {
+            if !no_build {
+                cargo(&["build", "--release", "-p", "tracer"])?;
+            }
             bench::run(rounds, seconds)
         }
         Task::Test { args } => {

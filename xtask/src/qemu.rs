@@ -30,7 +30,9 @@ fn kernel(work: &Path) -> Result<PathBuf> {
         .to_string();
     let root = work.join("kernel");
     if !root.join("boot").exists() {
-        sh(Command::new("apt-get").args(["download", &package]).current_dir(work))?;
+        sh(Command::new("apt-get")
+            .args(["download", &package])
+            .current_dir(work))?;
         let deb = std::fs::read_dir(work)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|e| e == "deb"))
@@ -39,7 +41,10 @@ fn kernel(work: &Path) -> Result<PathBuf> {
     }
     std::fs::read_dir(root.join("boot"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+        })
         .context("vmlinuz not in the kernel package")
 }
 
@@ -56,20 +61,22 @@ fn initramfs(work: &Path, tracer: &Path) -> Result<PathBuf> {
     std::fs::write(dir.join("init"), include_str!("../assets/qemu-init.sh"))?;
     sh(Command::new("chmod").arg("755").arg(dir.join("init")))?;
     let image = work.join("initrd.gz");
-    sh(Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd {} && find . | cpio -o -H newc 2>/dev/null | gzip -1 > {}",
-            dir.display(),
-            image.display()
-        )))?;
+    sh(Command::new("sh").arg("-c").arg(format!(
+        "cd {} && find . | cpio -o -H newc 2>/dev/null | gzip -1 > {}",
+        dir.display(),
+        image.display()
+    )))?;
     Ok(image)
 }
 
 fn between<'a>(text: &'a str, begin: &str, end: &str) -> Result<&'a str> {
-    let start = text.find(begin).with_context(|| format!("no {begin} in VM output"))?;
+    let start = text
+        .find(begin)
+        .with_context(|| format!("no {begin} in VM output"))?;
     let rest = &text[start + begin.len()..];
-    let stop = rest.find(end).with_context(|| format!("no {end} in VM output"))?;
+    let stop = rest
+        .find(end)
+        .with_context(|| format!("no {end} in VM output"))?;
     Ok(rest[..stop].trim())
 }
 
@@ -81,16 +88,31 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let vmlinuz = kernel(&work)?;
     let initrd = initramfs(&work, &tracer)?;
-    eprintln!("xtask: booting {} under qemu (software emulation, ~30 s)", vmlinuz.display());
+    eprintln!(
+        "xtask: booting {} under qemu (software emulation, ~30 s)",
+        vmlinuz.display()
+    );
     // timeout(1) bounds the VM even if its init hangs.
     let out = sh(Command::new("timeout")
-        .args(["300", "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "1024"])
+        .args([
+            "300",
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-cpu",
+            "max",
+            "-m",
+            "1024",
+        ])
         .args(["-smp", "2", "-nographic", "-no-reboot", "-kernel"])
         .arg(&vmlinuz)
         .arg("-initrd")
         .arg(&initrd)
         .args(["-append", "console=ttyS0 quiet panic=-1"]))?;
-    let kernel_line = out.lines().find(|l| l.contains("QEMU-KERNEL")).unwrap_or("?");
+    let kernel_line = out
+        .lines()
+        .find(|l| l.contains("QEMU-KERNEL"))
+        .unwrap_or("?");
     let closes: serde_json::Value =
         serde_json::from_str(between(&out, "BEGIN-CLOSES", "END-CLOSES")?)?;
     let hist: serde_json::Value = serde_json::from_str(between(&out, "BEGIN-HIST", "END-HIST")?)?;

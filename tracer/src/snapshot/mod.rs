@@ -13,7 +13,7 @@ pub mod summary;
 
 pub use seeds::seeds;
 
-use std::{collections::HashSet, path::Path};
+use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -145,13 +145,12 @@ impl Snapshot {
 /// Reads every TCP socket of the calling thread's network namespace, with owners.
 pub fn take() -> Result<Snapshot> {
     let taken_ns = crate::output::clock::boot_ns();
+    // The /proc scan and the netlink dump are independent: run them on both cores at once.
+    let scan = std::thread::spawn(|| owners::scan(Path::new("/proc"), None));
     let entries = diag::dump_all()?;
-    let wanted: HashSet<u64> = entries
-        .iter()
-        .map(|e| e.inode)
-        .filter(|&i| i != 0)
-        .collect();
-    let owners = owners::scan(Path::new("/proc"), &wanted);
+    let owners = scan
+        .join()
+        .map_err(|_| anyhow::anyhow!("the /proc owner scan panicked"))?;
     let mut snap = Snapshot::assemble(
         taken_ns,
         current_netns(),
