@@ -19,7 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Format check, clippy, unit tests, then the real-kernel integration tests (root).
+    /// Format check, clippy, unit tests, the real-kernel integration tests (root), then the
+    /// static binary on a second kernel under qemu.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         args: Vec<String>,
@@ -96,7 +97,9 @@ fn main() -> Result<()> {
                 test.push("--");
                 test.extend(args.iter().map(String::as_str));
             }
-            cargo(&test)
+            cargo(&test)?;
+            // The second kernel: the static binary on Debian 12's 6.1 kernel under qemu.
+            qemu::run(cargo)
         }
     }
 }
