@@ -13,6 +13,8 @@ use tracer::{
 };
 use tracer_common::FilterConfig;
 
+pub mod churn;
+pub mod deploy;
 pub mod netns;
 pub mod nginx;
 pub mod sockets;

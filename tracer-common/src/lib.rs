@@ -100,6 +100,8 @@ pub struct KernelOffsets {
 }
 
 /// What the kernel side keeps. Filtering in the kernel keeps excluded traffic off the ring buffer.
+/// Criteria of different kinds must all hold; several values of one kind (ports, addresses) are
+/// alternatives. Read field by field on the kernel side: it is larger than the 512-byte BPF stack.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FilterConfig {
@@ -109,9 +111,125 @@ pub struct FilterConfig {
     pub port_count: u16,
     /// An event is kept when its local or remote port is one of these.
     pub ports: [u16; MAX_PORTS],
+    /// Number of valid entries in `addrs`; 0 = every address.
+    pub addr_count: u16,
+    /// Which owner criteria are set ([`owner_match`] bits); 0 = no owner filter.
+    pub owner_match: u16,
+    /// Network namespace inode; 0 = every namespace.
+    pub netns: u32,
+    /// Process id (tgid) of the owner, with [`owner_match::PID`].
+    pub pid: u32,
+    /// cgroup (v2) id of the owner's cgroup or one of its ancestors, with [`owner_match::CGROUP`].
+    pub cgroup_id: u64,
+    /// Command name of the owner (NUL-padded, at most 15 bytes), with [`owner_match::COMM`].
+    pub comm: [u8; 16],
+    /// An event is kept when its local or remote address is in one of these networks.
+    pub addrs: [AddrRule; MAX_ADDR_RULES],
 }
 
 pub const MAX_PORTS: usize = 16;
+/// `--addr` values accepted; each IPv4 one takes two rules (itself and its IPv4-mapped IPv6 form).
+pub const MAX_ADDRS: usize = 8;
+pub const MAX_ADDR_RULES: usize = 2 * MAX_ADDRS;
+/// The deepest cgroup level the kernel side looks at when matching `cgroup_id` (root = 0).
+pub const MAX_CGROUP_DEPTH: u32 = 32;
+
+/// Bits of [`FilterConfig::owner_match`]. An owner filter follows sockets: a socket is kept from
+/// the moment a matching task makes one of its system-call transitions (connect, listen, close,
+/// shutdown), or when it is a child of a kept listener; softirq events never decide.
+pub mod owner_match {
+    pub const CGROUP: u16 = 1;
+    pub const PID: u16 = 2;
+    pub const COMM: u16 = 4;
+}
+
+/// One network: an address matches when `address & mask == addr`, word by word. Words hold the
+/// address bytes in network order as the kernel stores them (see [`addr_words`]); an IPv4 rule
+/// uses the first word only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrRule {
+    /// `AF_INET` or `AF_INET6`: only events of this family can match.
+    pub family: u16,
+    pub _pad: u16,
+    pub addr: [u32; 4],
+    pub mask: [u32; 4],
+}
+
+impl AddrRule {
+    #[inline(always)]
+    pub fn matches(&self, family: u16, addr: &[u32; 4]) -> bool {
+        if self.family != family {
+            return false;
+        }
+        let mut i = 0;
+        while i < 4 {
+            if addr[i] & self.mask[i] != self.addr[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+}
+
+/// An address as stored in [`RawEvent`] (16 bytes, network order) as the four words the kernel
+/// side compares.
+#[inline(always)]
+pub fn addr_words(bytes: &[u8; 16]) -> [u32; 4] {
+    let w = |i: usize| u32::from_ne_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    [w(0), w(4), w(8), w(12)]
+}
+
+/// A socket's connection as the kernel side keys it: a full socket and the timewait socket that
+/// takes it over share it. Addresses as [`addr_words`]; IPv4 in the first word.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockTuple {
+    pub netns: u32,
+    pub family: u16,
+    /// Local and remote port, host order.
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: u16,
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
+}
+
+/// A listening socket as its children find it: namespace and local port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    pub netns: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Names of the kernel side's maps for owner filters, and their sizes when an owner filter is
+/// set (LRU: the least recently used entry goes when full). Without one the loader shrinks them.
+pub mod follow_maps {
+    /// Full sockets (by kernel address) owned by a matching task.
+    pub const SOCKETS: &str = "FOLLOWED";
+    pub const SOCKETS_ENTRIES: u32 = 65536;
+    /// Connections (by [`super::SockTuple`]) whose timewait socket is followed, and sockets
+    /// that predate the trace whose owner matched in the attach-time snapshot.
+    pub const TUPLES: &str = "FOLLOWED_TUPLES";
+    pub const TUPLES_ENTRIES: u32 = 65536;
+    /// Listeners (by [`super::ListenerKey`]) of matching owners: their children are followed.
+    pub const LISTENERS: &str = "FOLLOWED_LISTENERS";
+    pub const LISTENERS_ENTRIES: u32 = 4096;
+    /// Entries when no owner filter is set (the maps exist but are never touched).
+    pub const UNUSED_ENTRIES: u32 = 8;
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<AddrRule>() == 36);
+    assert!(core::mem::size_of::<SockTuple>() == 44);
+    assert!(core::mem::offset_of!(FilterConfig, addr_count) == 36);
+    assert!(core::mem::offset_of!(FilterConfig, cgroup_id) == 48);
+    assert!(core::mem::offset_of!(FilterConfig, addrs) == 72);
+    assert!(core::mem::size_of::<FilterConfig>() == 72 + 36 * MAX_ADDR_RULES);
+};
 
 /// The kernel side wakes the reader once this many bytes are queued (about 2,900 events);
 /// below that the reader drains every [`DRAIN_INTERVAL_MS`].
@@ -119,28 +237,104 @@ pub const WAKEUP_BYTES: u64 = 256 * 1024;
 pub const DRAIN_INTERVAL_MS: u64 = 50;
 
 impl FilterConfig {
+    /// Keeps everything (a `const` [`Default`], for the kernel side's global).
+    pub const ALL: FilterConfig = FilterConfig {
+        family: 0,
+        port_count: 0,
+        ports: [0; MAX_PORTS],
+        addr_count: 0,
+        owner_match: 0,
+        netns: 0,
+        pid: 0,
+        cgroup_id: 0,
+        comm: [0; 16],
+        addrs: [AddrRule {
+            family: 0,
+            _pad: 0,
+            addr: [0; 4],
+            mask: [0; 4],
+        }; MAX_ADDR_RULES],
+    };
+
     /// True when an event with these family and ports passes the filter.
     #[inline(always)]
     pub fn accepts(&self, family: u16, sport: u16, dport: u16) -> bool {
-        if self.family != 0 && self.family != family {
-            return false;
+        accepts_ports(
+            self.family,
+            self.port_count,
+            &self.ports,
+            family,
+            sport,
+            dport,
+        )
+    }
+
+    /// True when the namespace passes the filter.
+    #[inline(always)]
+    pub fn accepts_netns(&self, netns: u32) -> bool {
+        self.netns == 0 || self.netns == netns
+    }
+
+    /// True when the local or the remote address is in one of the filter's networks.
+    pub fn accepts_addrs(&self, family: u16, saddr: &[u32; 4], daddr: &[u32; 4]) -> bool {
+        let count = usize::from(self.addr_count).min(MAX_ADDR_RULES);
+        count == 0
+            || self.addrs[..count]
+                .iter()
+                .any(|r| r.matches(family, saddr) || r.matches(family, daddr))
+    }
+
+    /// Everything an event carries decides (family, ports, addresses, namespace); owner
+    /// filters need the kernel side's per-socket state and are not applied here.
+    pub fn accepts_event(&self, ev: &RawEvent) -> bool {
+        let saddr = addr_words(&ev.saddr);
+        self.accepts(ev.family, ev.sport, ev.dport)
+            && self.accepts_netns(ev.netns)
+            && (self.accepts_addrs(ev.family, &saddr, &addr_words(&ev.daddr))
+                || is_wildcard_listener_change(ev.kind, ev.old_state, ev.new_state, &saddr))
+    }
+}
+
+/// A listener on every address (0.0.0.0 or ::) starts or ends. Any address filter keeps it:
+/// it accepts connections on the addresses asked for, and its children's owner comes from it.
+#[inline(always)]
+pub fn is_wildcard_listener_change(event_kind: u8, old: u8, new: u8, saddr: &[u32; 4]) -> bool {
+    event_kind == kind::STATE_CHANGE
+        && (new == tcp_state::LISTEN || old == tcp_state::LISTEN && new == tcp_state::CLOSE)
+        && saddr[0] == 0
+        && saddr[1] == 0
+        && saddr[2] == 0
+        && saddr[3] == 0
+}
+
+/// The family and port test of [`FilterConfig::accepts`], on values the kernel side read.
+#[inline(always)]
+pub fn accepts_ports(
+    want_family: u16,
+    port_count: u16,
+    ports: &[u16; MAX_PORTS],
+    family: u16,
+    sport: u16,
+    dport: u16,
+) -> bool {
+    if want_family != 0 && want_family != family {
+        return false;
+    }
+    if port_count == 0 {
+        return true;
+    }
+    let mut i = 0;
+    while i < MAX_PORTS {
+        if i >= port_count as usize {
+            break;
         }
-        if self.port_count == 0 {
+        let p = ports[i];
+        if p == sport || p == dport {
             return true;
         }
-        let mut i = 0;
-        while i < MAX_PORTS {
-            if i >= self.port_count as usize {
-                break;
-            }
-            let p = self.ports[i];
-            if p == sport || p == dport {
-                return true;
-            }
-            i += 1;
-        }
-        false
+        i += 1;
     }
+    false
 }
 
 #[cfg(feature = "user")]
@@ -149,4 +343,6 @@ mod user {
     unsafe impl aya::Pod for super::RawEvent {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FilterConfig {}
+    unsafe impl aya::Pod for super::SockTuple {}
+    unsafe impl aya::Pod for super::ListenerKey {}
 }

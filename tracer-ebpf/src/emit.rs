@@ -9,7 +9,9 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use tracer_common::{AF_INET, AF_INET6, FilterConfig, KernelOffsets, RawEvent};
+use tracer_common::{AF_INET, AF_INET6, KernelOffsets, RawEvent, SockTuple};
+
+use crate::filter;
 
 /// Member offsets of the running kernel, written by the loader from its BTF.
 #[unsafe(no_mangle)]
@@ -31,14 +33,6 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     tw_sport: 0,
     tw_timer: 0,
     timer_function: 0,
-});
-
-/// Which families and ports to keep; everything else never reaches the ring buffer.
-#[unsafe(no_mangle)]
-pub static FILTER: Global<FilterConfig> = Global::new(FilterConfig {
-    family: 0,
-    port_count: 0,
-    ports: [0; tracer_common::MAX_PORTS],
 });
 
 /// Every event, in order per CPU. Sized by the loader (`EVENTS` max_entries).
@@ -88,15 +82,26 @@ pub fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, i32> {
 
 /// An IPv4 or IPv6 address as four 32-bit loads (the kernel aligns `in6_addr` to 4 bytes).
 #[inline(always)]
-fn read_addr<R: Reader>(sk: *const u8, offset: u32, words: u32) -> [u8; 16] {
-    let mut out = [0u8; 16];
+fn read_addr<R: Reader>(sk: *const u8, offset: u32, words: u32) -> [u32; 4] {
+    let mut out = [0u32; 4];
     let mut i = 0;
     while i < 4 {
         if i < words
             && let Ok(w) = R::read::<u32>(sk, offset + 4 * i)
         {
-            out[4 * i as usize..4 * i as usize + 4].copy_from_slice(&w.to_ne_bytes());
+            out[i as usize] = w;
         }
+        i += 1;
+    }
+    out
+}
+
+#[inline(always)]
+fn addr_bytes(words: &[u32; 4]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        out[4 * i..4 * i + 4].copy_from_slice(&words[i].to_ne_bytes());
         i += 1;
     }
     out
@@ -118,8 +123,36 @@ pub struct Seen {
 pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
     let o = OFFSETS.load();
     let sk = seen.sk;
-    let dport = u16::from_be(R::read::<u16>(sk, o.skc_dport)?);
-    if !FILTER.load().accepts(seen.family, seen.sport, dport) {
+    let mut t = SockTuple {
+        family: seen.family,
+        sport: seen.sport,
+        dport: u16::from_be(R::read::<u16>(sk, o.skc_dport)?),
+        ..SockTuple::default()
+    };
+    if !filter::passes_ports(t.family, t.sport, t.dport) {
+        return Ok(());
+    }
+    if seen.family == AF_INET {
+        t.saddr = read_addr::<R>(sk, o.skc_rcv_saddr, 1);
+        t.daddr = read_addr::<R>(sk, o.skc_daddr, 1);
+    } else if seen.family == AF_INET6 {
+        t.saddr = read_addr::<R>(sk, o.skc_v6_rcv_saddr, 4);
+        t.daddr = read_addr::<R>(sk, o.skc_v6_daddr, 4);
+    }
+    if let Ok(net) = R::read::<u64>(sk, o.skc_net)
+        && net != 0
+    {
+        t.netns = R::read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
+    }
+    if !filter::passes_netns(t.netns) {
+        return Ok(());
+    }
+    if !filter::passes_addresses(&t, seen.kind, seen.old_state, seen.new_state) {
+        return Ok(());
+    }
+    if filter::has_owner_filter()
+        && !filter::followed(seen.kind, sk as u64, seen.old_state, seen.new_state, &t)
+    {
         return Ok(());
     }
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
@@ -137,22 +170,13 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
     ev.new_state = seen.new_state;
     ev.family = seen.family;
     ev.sport = seen.sport;
-    ev.dport = dport;
+    ev.dport = t.dport;
     if let Ok(comm) = bpf_get_current_comm() {
         ev.comm = comm;
     }
-    if seen.family == AF_INET {
-        ev.saddr = read_addr::<R>(sk, o.skc_rcv_saddr, 1);
-        ev.daddr = read_addr::<R>(sk, o.skc_daddr, 1);
-    } else if seen.family == AF_INET6 {
-        ev.saddr = read_addr::<R>(sk, o.skc_v6_rcv_saddr, 4);
-        ev.daddr = read_addr::<R>(sk, o.skc_v6_daddr, 4);
-    }
-    if let Ok(net) = R::read::<u64>(sk, o.skc_net)
-        && net != 0
-    {
-        ev.netns = R::read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
-    }
+    ev.saddr = addr_bytes(&t.saddr);
+    ev.daddr = addr_bytes(&t.daddr);
+    ev.netns = t.netns;
     entry.submit(wakeup_flag());
     Ok(())
 }

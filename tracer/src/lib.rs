@@ -2,7 +2,9 @@
 //! everything below [`probe`] is pure and testable without root.
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod doctor;
+pub mod filter;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -1,14 +1,13 @@
 //! CLI dispatch only. Errors print as one line (no backtrace) and exit 1; usage errors exit 2.
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracer::{
     cli::{Cli, Command},
     commands,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_valid();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

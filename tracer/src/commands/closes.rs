@@ -1,12 +1,14 @@
 //! `tracer closes`: who closed first, per service or per process.
-use anyhow::Result;
+use anyhow::{Result, anyhow};
+use tracer_common::FilterConfig;
 
 use super::collect::{Collector, Sink};
 use crate::{
     cli::ClosesArgs,
+    daemon::{client, protocol::Query},
     model::Step,
     output::{closes, duration::human},
-    stats::closes::CloseStats,
+    stats::closes::{CloseRow, CloseStats, GroupBy},
 };
 
 #[derive(Default)]
@@ -25,8 +27,47 @@ impl Sink for Ends {
     }
 }
 
+/// The table's title line.
+fn title(by: GroupBy, collected_ns: u64, events: u64, lost: u64) -> String {
+    format!(
+        "Connection ends by {} over {} ({events} events, {lost} lost):",
+        match by {
+            GroupBy::Service => "service",
+            GroupBy::Process => "process",
+        },
+        human(collected_ns),
+    )
+}
+
+/// Without --duration and --from, a running daemon answers at once (unless --no-daemon).
+fn from_daemon(args: &ClosesArgs, filter: &FilterConfig) -> Result<bool> {
+    if args.duration.is_some() || args.from.is_some() || args.daemon.no_daemon {
+        return Ok(false);
+    }
+    let query = Query::Closes(args.by);
+    let Some(answer) = client::consult(args.daemon.socket.as_deref(), query, filter)? else {
+        return Ok(false);
+    };
+    let rows: Vec<CloseRow> = serde_json::from_value(answer.answer)
+        .map_err(|e| anyhow!("the tracer daemon sent unreadable rows: {e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else {
+        let s = &answer.status;
+        print!(
+            "{}",
+            closes::text(&rows, &title(args.by, s.collected_ns, s.events, s.lost))
+        );
+    }
+    Ok(true)
+}
+
 pub async fn run(args: ClosesArgs) -> Result<()> {
-    let mut collector = Collector::new(&args.filter.to_config()?, args.from.as_deref())?;
+    let filter = args.filter.to_config()?;
+    if from_daemon(&args, &filter)? {
+        return Ok(());
+    }
+    let mut collector = Collector::new(&filter, args.from.as_deref())?;
     let mut ends = Ends::default();
     if !collector.is_replay() {
         eprintln!("collecting connection ends; Ctrl-C to stop");
@@ -40,16 +81,8 @@ pub async fn run(args: ClosesArgs) -> Result<()> {
         return collector.finish();
     }
     let counters = collector.counters();
-    let title = format!(
-        "Connection ends by {} over {} ({} events, {} lost):",
-        match args.by {
-            crate::stats::closes::GroupBy::Service => "service",
-            crate::stats::closes::GroupBy::Process => "process",
-        },
-        human(collector.now_ns().saturating_sub(collector.started_ns)),
-        counters.events,
-        counters.lost
-    );
+    let collected = collector.now_ns().saturating_sub(collector.started_ns);
+    let title = title(args.by, collected, counters.events, counters.lost);
     print!("{}", closes::text(&rows, &title));
     collector.finish()
 }

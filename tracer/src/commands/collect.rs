@@ -2,13 +2,17 @@
 //! The events come from a [`Source`]: the live ring buffer (until a duration, Ctrl-C or SIGTERM;
 //! nothing queued is dropped at exit) or a recording (as fast as it reads, on the recording's
 //! clock). Everything time-dependent asks [`Collector::now_ns`], so both give the same answers.
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::Notify,
+};
 use tracer_common::{FilterConfig, RawEvent};
 
 use crate::{
+    filter,
     model::{Event, Model, Step},
     output::{
         clock::{WallClock, boot_ns},
@@ -27,6 +31,15 @@ pub trait Sink {
     }
     fn step(&mut self, step: &Step) -> Result<()>;
     fn tick(&mut self, collector: &Collector) -> Result<()>;
+    /// Notified when queries from outside (the daemon's control socket) wait for answers that
+    /// need the collector: the live loop then reads what the kernel has queued and calls
+    /// [`Sink::answer`]. `None` (the default): there are none.
+    fn queries(&self) -> Option<Arc<Notify>> {
+        None
+    }
+    fn answer(&mut self, _collector: &Collector) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Why collection ended.
@@ -39,6 +52,10 @@ pub enum Ended {
 }
 
 /// Where the events come from.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per collector, never moved on a hot path; a replay holds two filters"
+)]
 pub enum Source {
     Live(Probe),
     Replay(Replay),
@@ -59,45 +76,59 @@ pub struct Collector {
     raw: Vec<RawEvent>,
 }
 
-/// The kernel filter, applied to pre-existing sockets too.
-fn seed_passes(filter: &FilterConfig, seed: &crate::model::Seed) -> bool {
-    let family = if seed.tuple.local.is_ipv4() {
-        tracer_common::AF_INET
-    } else {
-        tracer_common::AF_INET6
-    };
-    filter.accepts(family, seed.tuple.local_port, seed.tuple.remote_port)
-}
-
 impl Collector {
     /// Live from the kernel when `from` is `None`, else replaying that recording narrowed by
     /// `filter`.
     pub fn new(filter: &FilterConfig, from: Option<&Path>) -> Result<Collector> {
+        Collector::open(filter, from, DEFAULT_RING_BYTES)
+    }
+
+    /// [`Collector::new`] with the ring buffer's size in bytes (when live).
+    pub fn open(filter: &FilterConfig, from: Option<&Path>, ring_bytes: u32) -> Result<Collector> {
         match from {
-            None => Collector::attach(filter),
+            None => Collector::attach_with_ring(filter, ring_bytes),
             Some(path) => Collector::replay(path, filter),
         }
     }
 
     pub fn attach(filter: &FilterConfig) -> Result<Collector> {
-        let probe = Probe::attach(filter, DEFAULT_RING_BYTES)?;
+        Collector::attach_with_ring(filter, DEFAULT_RING_BYTES)
+    }
+
+    fn attach_with_ring(filter: &FilterConfig, ring_bytes: u32) -> Result<Collector> {
+        let mut probe = Probe::attach(filter, ring_bytes)?;
+        let (started, clock) = (boot_ns(), WallClock::now());
         if !probe.timewait_supported {
             eprintln!(
                 "warning: tw_timer_handler not found in /proc/kallsyms: TIME_WAIT is not followed"
             );
         }
-        let mut collector =
-            Collector::with_source(Source::Live(probe), boot_ns(), WallClock::now());
         // After attaching, so a socket that changes meanwhile is seen live; the live stream
-        // takes each seed over the first time it reports that socket.
-        match crate::snapshot::take() {
-            Ok(snap) => collector.model.seed(
-                crate::snapshot::seeds(&snap)
-                    .into_iter()
-                    .filter(|seed| seed_passes(filter, seed)),
-            ),
-            Err(e) => eprintln!("warning: no snapshot of existing sockets ({e:#})"),
+        // takes each seed over the first time it reports that socket. The kernel filter
+        // applies to these sockets too.
+        let mut seeds = match crate::snapshot::take() {
+            Ok(snap) => crate::snapshot::seeds(&snap),
+            Err(e) => {
+                eprintln!("warning: no snapshot of existing sockets ({e:#})");
+                Vec::new()
+            }
+        };
+        // The kernel side of an owner filter cannot know who owns these: tell it.
+        let mut seed_filter = filter::SeedFilter::new(filter);
+        for seed in seeds.iter().filter(|s| seed_filter.needs_following(s)) {
+            let (family, local) = filter::kernel_addr(seed.tuple.local);
+            let (_, remote) = filter::kernel_addr(seed.tuple.remote);
+            probe.follow_existing(
+                seed.netns,
+                family,
+                (local, seed.tuple.local_port),
+                (remote, seed.tuple.remote_port),
+                seed.state == crate::model::TcpState::Listen,
+            )?;
         }
+        seeds.retain(|seed| seed_filter.passes(seed));
+        let mut collector = Collector::with_source(Source::Live(probe), started, clock);
+        collector.model.seed(seeds);
         Ok(collector)
     }
 
@@ -218,6 +249,7 @@ impl Collector {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
         let drain_every = Duration::from_millis(tracer_common::DRAIN_INTERVAL_MS);
         let mut drain = tokio::time::interval(drain_every);
+        let queries = sink.queries();
         let ended = loop {
             let mut raw = std::mem::take(&mut self.raw);
             tokio::select! {
@@ -237,6 +269,15 @@ impl Collector {
                     self.raw = raw;
                     self.settle(sink)?;
                     sink.tick(self)?;
+                    continue;
+                }
+                _ = notified(queries.as_deref()) => {
+                    // Answers include every event the kernel has reported so far.
+                    self.raw = raw;
+                    drain_live(&mut self.source, &mut self.raw);
+                    self.process(sink)?;
+                    self.settle(sink)?;
+                    sink.answer(self)?;
                     continue;
                 }
                 _ = &mut deadline => { self.raw = raw; break Ended::Duration }
@@ -359,6 +400,13 @@ async fn read_live(source: &mut Source, out: &mut Vec<RawEvent>) -> Result<()> {
     match source {
         Source::Live(probe) => probe.read(out).await,
         Source::Replay(_) => std::future::pending().await,
+    }
+}
+
+async fn notified(queries: Option<&Notify>) {
+    match queries {
+        Some(queries) => queries.notified().await,
+        None => std::future::pending().await,
     }
 }
 

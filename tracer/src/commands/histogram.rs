@@ -1,12 +1,15 @@
 //! `tracer histogram --state S`: collect, then show the distribution of time spent in S.
 use std::io::{IsTerminal, Write};
 
-use anyhow::Result;
-use serde::Serialize;
+use anyhow::{Result, anyhow};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tracer_common::FilterConfig;
 
 use super::collect::{Collector, Sink};
 use crate::{
     cli::HistogramArgs,
+    daemon::{client, protocol::Query},
     model::{Step, TcpState},
     output::{chart, duration::human},
     stats::StateSummary,
@@ -47,17 +50,86 @@ impl Sink for Countdown {
     }
 }
 
-#[derive(Serialize)]
-struct JsonHistogram<'a> {
+/// What `tracer histogram --json` prints (and the daemon answers to a histogram query).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HistogramJson {
     #[serde(flatten)]
-    summary: &'a StateSummary,
-    collected_ns: u64,
-    lost: u64,
-    buckets: Vec<(u64, u64)>,
+    pub summary: StateSummary,
+    pub collected_ns: u64,
+    pub lost: u64,
+    /// `(highest value of the bucket, count)` for every bucket with a count.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+impl HistogramJson {
+    /// `state`'s durations as collected so far.
+    pub fn of(collector: &Collector, state: TcpState) -> HistogramJson {
+        let hist = collector.stats.histogram(state);
+        HistogramJson {
+            summary: collector.summary(state),
+            collected_ns: collector.now_ns().saturating_sub(collector.started_ns),
+            lost: collector.counters().lost,
+            buckets: hist
+                .iter_recorded()
+                .map(|v| {
+                    (
+                        hist.highest_equivalent(v.value_iterated_to()),
+                        v.count_at_value(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The histogram again from its buckets: the same buckets, minimum and maximum, so the same
+    /// chart (values within a bucket are equivalent at 3 significant digits).
+    pub fn histogram(&self) -> Histogram<u64> {
+        let mut hist = Histogram::new(3).expect("3 significant digits are valid");
+        for &(value, count) in &self.buckets {
+            // Grows to fit; the fallback only clamps a value beyond what any histogram holds.
+            if hist.record_n(value.max(1), count).is_err() {
+                hist.saturating_record_n(value.max(1), count);
+            }
+        }
+        hist
+    }
+}
+
+fn print(json: bool, data: &HistogramJson, hist: &Histogram<u64>, events: u64) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(data)?);
+    } else {
+        print!("{}", chart::text(&data.summary, hist));
+        println!(
+            "collected for {}; {events} events, {} lost",
+            human(data.collected_ns),
+            data.lost
+        );
+    }
+    Ok(())
+}
+
+/// Without --duration and --from, a running daemon answers at once (unless --no-daemon).
+fn from_daemon(args: &HistogramArgs, filter: &FilterConfig) -> Result<bool> {
+    if args.duration.is_some() || args.from.is_some() || args.daemon.no_daemon {
+        return Ok(false);
+    }
+    let query = Query::Histogram(args.state);
+    let Some(answer) = client::consult(args.daemon.socket.as_deref(), query, filter)? else {
+        return Ok(false);
+    };
+    let data: HistogramJson = serde_json::from_value(answer.answer)
+        .map_err(|e| anyhow!("the tracer daemon sent an unreadable histogram: {e}"))?;
+    print(args.json, &data, &data.histogram(), answer.status.events)?;
+    Ok(true)
 }
 
 pub async fn run(args: HistogramArgs) -> Result<()> {
-    let mut collector = Collector::new(&args.filter.to_config()?, args.from.as_deref())?;
+    let filter = args.filter.to_config()?;
+    if from_daemon(&args, &filter)? {
+        return Ok(());
+    }
+    let mut collector = Collector::new(&filter, args.from.as_deref())?;
     let replay = collector.is_replay();
     let live = std::io::stderr().is_terminal() && !replay;
     let started = collector.started_ns;
@@ -75,34 +147,8 @@ pub async fn run(args: HistogramArgs) -> Result<()> {
     if live {
         eprint!("\r\x1b[2K");
     }
-    let summary = collector.summary(args.state);
+    let data = HistogramJson::of(&collector, args.state);
     let hist = collector.stats.histogram(args.state);
-    if args.json {
-        let buckets = hist
-            .iter_recorded()
-            .map(|v| {
-                (
-                    hist.highest_equivalent(v.value_iterated_to()),
-                    v.count_at_value(),
-                )
-            })
-            .collect();
-        let out = JsonHistogram {
-            summary: &summary,
-            collected_ns: collector.now_ns().saturating_sub(started),
-            lost: collector.counters().lost,
-            buckets,
-        };
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
-        print!("{}", chart::text(&summary, hist));
-        let counters = collector.counters();
-        println!(
-            "collected for {}; {} events, {} lost",
-            human(collector.now_ns().saturating_sub(started)),
-            counters.events,
-            counters.lost
-        );
-    }
+    print(args.json, &data, hist, collector.counters().events)?;
     collector.finish()
 }

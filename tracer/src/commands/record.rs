@@ -13,7 +13,7 @@ use crate::{
     probe::check_can_trace,
     recording::{
         Header, Writer,
-        format::{FLAG_TIMEWAIT_FOLLOWED, HOSTNAME_MAX},
+        format::{FLAG_FILTER_NARROWER, FLAG_TIMEWAIT_FOLLOWED, HOSTNAME_MAX},
         writer,
     },
 };
@@ -67,12 +67,13 @@ pub async fn run(args: RecordArgs) -> Result<()> {
             return Err(e);
         }
     };
+    let narrower = filter.addr_count != 0 || filter.netns != 0 || filter.owner_match != 0;
     let header = Header {
         flags: if collector.timewait_followed() {
             FLAG_TIMEWAIT_FOLLOWED
         } else {
             0
-        },
+        } | if narrower { FLAG_FILTER_NARROWER } else { 0 },
         start_boot_ns: collector.started_ns,
         start_realtime_ns: collector.clock().realtime_ns(collector.started_ns),
         filter,

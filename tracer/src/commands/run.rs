@@ -1,5 +1,6 @@
 //! `tracer run`: a line per transition and a per-state table every interval and at exit; with
-//! `--metrics`, the same numbers served to Prometheus while it runs.
+//! `--metrics`, the same numbers served to Prometheus while it runs; and queries (`tracer
+//! histogram`, `tracer closes`) answered on its control socket.
 use std::{
     io::{BufWriter, Stdout, Write},
     sync::Arc,
@@ -7,10 +8,15 @@ use std::{
 
 use anyhow::Result;
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use super::collect::{Collector, Sink};
 use crate::{
     cli::RunArgs,
+    daemon::{
+        server::{self, Server},
+        socket,
+    },
     metrics::{self, Metrics},
     model::Step,
     output::{clock::WallClock, closes, line, table},
@@ -32,6 +38,8 @@ struct RunSink {
     /// `--interval` to keep the gauges fresh.
     ticks_per_summary: u32,
     ticks: u32,
+    /// The control socket, unless `--no-socket` (or a replay).
+    daemon: Option<Server>,
 }
 
 #[derive(Serialize)]
@@ -117,6 +125,17 @@ impl Sink for RunSink {
         }
         Ok(())
     }
+
+    fn queries(&self) -> Option<Arc<Notify>> {
+        self.daemon.as_ref().map(Server::wakeup)
+    }
+
+    fn answer(&mut self, collector: &Collector) -> Result<()> {
+        if let Some(daemon) = &self.daemon {
+            daemon.answer(collector, &self.closes);
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -126,7 +145,25 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Some(addr) => Some(metrics::server::bind(addr).await?),
         None => None,
     };
-    let mut collector = Collector::new(&filter, args.from.as_deref())?;
+    let live = args.from.is_none();
+    if live {
+        // Before the control socket, so that without privileges that is the one error.
+        crate::probe::check_can_trace()?;
+    }
+    let bound = if live && !args.no_socket {
+        socket::open(args.socket.as_deref())?
+    } else {
+        None
+    };
+    let mut collector = Collector::open(&filter, args.from.as_deref(), args.ring_bytes)?;
+    let daemon = match bound {
+        Some(bound) => {
+            let daemon = Server::start(bound, server::Context::new(&filter))?;
+            eprintln!("answering queries on {}", daemon.path().display());
+            Some(daemon)
+        }
+        None => None,
+    };
     let (tick, ticks_per_summary) = match listener {
         Some(_) => metrics::refresh_tick(args.interval),
         None => (args.interval, 1),
@@ -148,6 +185,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         metrics,
         ticks_per_summary,
         ticks: 0,
+        daemon,
     };
     if !args.json && !args.quiet {
         writeln!(sink.out, "{}", line::header())?;
@@ -160,6 +198,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(server) = server {
         server.abort();
     }
+    // Removes the socket file: no query is answered from here on.
+    sink.daemon = None;
     ended?;
     sink.summary(&collector, true)?;
     collector.finish()

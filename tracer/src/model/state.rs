@@ -1,12 +1,12 @@
 //! TCP states as the kernel numbers them, with the names people type.
 use std::{fmt, str::FromStr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracer_common::tcp_state as k;
 
 /// A TCP state (RFC 9293 names, Linux numbering).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(into = "&'static str")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum TcpState {
     Established,
     SynSent,
@@ -81,6 +81,14 @@ impl TcpState {
 impl From<TcpState> for &'static str {
     fn from(s: TcpState) -> Self {
         s.name()
+    }
+}
+
+impl TryFrom<String> for TcpState {
+    type Error = UnknownState;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
     }
 }
 

@@ -8,11 +8,13 @@ use std::os::fd::AsRawFd;
 use anyhow::{Context, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::BtfTracePoint,
 };
 use tokio::io::{Interest, unix::AsyncFd};
-use tracer_common::{FilterConfig, RawEvent};
+use tracer_common::{
+    FilterConfig, ListenerKey, RawEvent, SockTuple, addr_words, follow_maps as fm,
+};
 
 pub use offsets::{Member, kernel_offsets, member};
 pub use privilege::check_can_trace;
@@ -33,7 +35,7 @@ pub const DEFAULT_RING_BYTES: u32 = 16 * 1024 * 1024;
 
 /// Attached programs; detached when dropped (nothing is pinned, nothing outlives the process).
 pub struct Probe {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     ring: AsyncFd<RingBufFd>,
     lost: PerCpuArray<MapData, u64>,
     /// False when `tw_timer_handler` could not be found: TIME_WAIT is then not followed.
@@ -74,12 +76,18 @@ impl Probe {
         let tw_handler = tw_timer_handler();
         let handler_value = tw_handler.unwrap_or(0);
         let btf = aya::Btf::from_sys_fs().context("parsing kernel BTF")?;
+        // The per-socket maps of owner filters take memory only when one is set.
+        let owner_filter = filter.owner_match != 0;
+        let entries = |n| if owner_filter { n } else { fm::UNUSED_ENTRIES };
         let mut ebpf = EbpfLoader::new()
             .btf(&btf)
             .override_global("OFFSETS", &offsets, true)
             .override_global("FILTER", filter, true)
             .override_global("TW_TIMER_HANDLER", &handler_value, true)
             .map_max_entries("EVENTS", ring_bytes)
+            .map_max_entries(fm::SOCKETS, entries(fm::SOCKETS_ENTRIES))
+            .map_max_entries(fm::TUPLES, entries(fm::TUPLES_ENTRIES))
+            .map_max_entries(fm::LISTENERS, entries(fm::LISTENERS_ENTRIES))
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/tracer"
@@ -103,7 +111,7 @@ impl Probe {
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         Ok(Probe {
-            _ebpf: ebpf,
+            ebpf,
             // SAFETY: the ring buffer map owns its fd and is owned by the AsyncFd, so the fd
             // stays open and the same for the AsyncFd's whole life.
             ring: unsafe { AsyncFd::register_with_interest(RingBufFd(ring), Interest::READABLE) }
@@ -136,6 +144,50 @@ impl Probe {
                 out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RawEvent>()) });
             }
         }
+    }
+
+    /// Tells the kernel side's owner filter about a socket that predates the trace and whose
+    /// owner matched (from the attach-time snapshot): it is followed by its addresses and
+    /// ports, and a listener's children too. `local`/`remote` as the kernel stores them.
+    pub fn follow_existing(
+        &mut self,
+        netns: u32,
+        family: u16,
+        local: ([u8; 16], u16),
+        remote: ([u8; 16], u16),
+        listening: bool,
+    ) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(fm::TUPLES)
+            .context("tuples map missing")?;
+        let mut map: HashMap<_, SockTuple, u8> = HashMap::try_from(map)?;
+        let key = SockTuple {
+            netns,
+            family,
+            sport: local.1,
+            dport: remote.1,
+            _pad: 0,
+            saddr: addr_words(&local.0),
+            daddr: addr_words(&remote.0),
+        };
+        map.insert(&key, &1, 0)
+            .context("following an existing socket")?;
+        if listening {
+            let map = self
+                .ebpf
+                .map_mut(fm::LISTENERS)
+                .context("listeners map missing")?;
+            let mut map: HashMap<_, ListenerKey, u8> = HashMap::try_from(map)?;
+            let key = ListenerKey {
+                netns,
+                port: local.1,
+                _pad: 0,
+            };
+            map.insert(&key, &1, 0)
+                .context("following an existing listener")?;
+        }
+        Ok(())
     }
 
     /// Events the kernel side could not queue because the ring buffer was full.

@@ -16,6 +16,9 @@ const TRACER_VERSION_LEN: usize = 16;
 
 /// Header flag: `tw_timer_handler` was found, so TIME_WAIT was followed.
 pub const FLAG_TIMEWAIT_FOLLOWED: u32 = 1;
+/// Header flag: the kernel filter also had criteria the header does not hold (addresses,
+/// namespace, owner), so the recording is narrower than its family and ports say.
+pub const FLAG_FILTER_NARROWER: u32 = 2;
 
 /// Record tags. Tags from [`FIRST_OPTIONAL_TAG`] on may be skipped by a reader that does not
 /// know them; an unknown tag below it is an error.

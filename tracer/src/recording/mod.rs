@@ -14,7 +14,7 @@
 //! | 0 | 8 | magic `89 54 52 41 43 45 52 0A` (`"\x89TRACER\n"`) |
 //! | 8 | 2 | format version (u16) = 1 |
 //! | 10 | 2 | header length (u16) = 156 |
-//! | 12 | 4 | flags (u32): bit 0 = TIME_WAIT was followed (`tw_timer_handler` found) |
+//! | 12 | 4 | flags (u32): bit 0 = TIME_WAIT was followed (`tw_timer_handler` found); bit 1 = the filter also had criteria not stored here (addresses, namespace, owner) |
 //! | 16 | 8 | start, CLOCK_BOOTTIME ns (u64): the clock of every event's `ts_ns` |
 //! | 24 | 8 | start, CLOCK_REALTIME ns since the Unix epoch (i64), taken with the above |
 //! | 32 | 2 | filter: address family (u16; 0 both, 2 IPv4, 10 IPv6) |

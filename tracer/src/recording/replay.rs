@@ -1,9 +1,16 @@
 //! A recording file opened as an event source for the collector: the reader, the user's extra
 //! filter, the replay clock, the lost counter, and the error that cut the replay short.
-use std::{fs::File, io::BufReader, path::Path};
+use std::{
+    fs::File,
+    io::BufReader,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
 use anyhow::{Context, Result, anyhow};
-use tracer_common::{AF_INET, AF_INET6, FilterConfig, MAX_PORTS, RawEvent};
+use tracer_common::{
+    AF_INET, AF_INET6, AddrRule, FilterConfig, MAX_ADDR_RULES, MAX_PORTS, RawEvent, owner_match,
+};
 
 use super::{
     format::{Header, Record},
@@ -70,7 +77,7 @@ impl Replay {
 
     /// Whether the user's filter keeps this event (the recording's own filter already did).
     pub fn accepts(&self, raw: &RawEvent) -> bool {
-        self.filter.accepts(raw.family, raw.sport, raw.dport)
+        self.filter.accepts_event(raw)
     }
 
     pub fn take_error(&mut self) -> Option<anyhow::Error> {
@@ -91,7 +98,12 @@ impl Replay {
             },
             started.format("%Y-%m-%d %H:%M:%S %:z"),
             h.tracer_version,
-            describe_filter(&h.filter),
+            describe_filter(&h.filter)
+                + if h.flags & super::format::FLAG_FILTER_NARROWER != 0 {
+                    ", and criteria this format does not store"
+                } else {
+                    ""
+                },
         );
         if self.filter != FilterConfig::default() {
             line.push_str(&format!("; keeping {}", describe_filter(&self.filter)));
@@ -100,7 +112,8 @@ impl Replay {
     }
 }
 
-/// "IPv4 and IPv6, every port", "IPv4, port 80 443": a filter as the replay banner shows it.
+/// "IPv4 and IPv6, every port", "IPv4, port 80 443, address 10.0.0.0/8, netns 4026531840,
+/// pid 42": a filter in words, as the replay banner shows it.
 pub fn describe_filter(filter: &FilterConfig) -> String {
     let family = match filter.family {
         AF_INET => "IPv4",
@@ -108,9 +121,51 @@ pub fn describe_filter(filter: &FilterConfig) -> String {
         _ => "IPv4 and IPv6",
     };
     let count = usize::from(filter.port_count).min(MAX_PORTS);
-    if count == 0 {
-        return format!("{family}, every port");
+    let mut text = if count == 0 {
+        format!("{family}, every port")
+    } else {
+        let ports: Vec<String> = filter.ports[..count].iter().map(u16::to_string).collect();
+        format!("{family}, port {}", ports.join(" "))
+    };
+    let rules = usize::from(filter.addr_count).min(MAX_ADDR_RULES);
+    // Each IPv4 rule is followed by its IPv4-mapped IPv6 twin: shown once.
+    let networks: Vec<String> = (0..rules)
+        .filter(|&i| i == 0 || filter.addrs[i - 1].family != AF_INET)
+        .map(|i| describe_rule(&filter.addrs[i]))
+        .collect();
+    if !networks.is_empty() {
+        text.push_str(&format!(", address {}", networks.join(" ")));
     }
-    let ports: Vec<String> = filter.ports[..count].iter().map(u16::to_string).collect();
-    format!("{family}, port {}", ports.join(" "))
+    if filter.netns != 0 {
+        text.push_str(&format!(", netns {}", filter.netns));
+    }
+    if filter.owner_match & owner_match::CGROUP != 0 {
+        text.push_str(&format!(", cgroup {}", filter.cgroup_id));
+    }
+    if filter.owner_match & owner_match::PID != 0 {
+        text.push_str(&format!(", pid {}", filter.pid));
+    }
+    if filter.owner_match & owner_match::COMM != 0 {
+        let len = filter.comm.iter().position(|&b| b == 0).unwrap_or(16);
+        let comm = String::from_utf8_lossy(&filter.comm[..len]);
+        text.push_str(&format!(", command {comm}"));
+    }
+    text
+}
+
+/// `10.0.0.0/8`, `fd00::/8`.
+fn describe_rule(rule: &AddrRule) -> String {
+    let mut addr = [0u8; 16];
+    let mut prefix = 0;
+    for i in 0..4 {
+        addr[4 * i..4 * i + 4].copy_from_slice(&rule.addr[i].to_ne_bytes());
+        prefix += rule.mask[i].count_ones();
+    }
+    match rule.family {
+        AF_INET => format!(
+            "{}/{prefix}",
+            Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])
+        ),
+        _ => format!("{}/{prefix}", Ipv6Addr::from(addr)),
+    }
 }

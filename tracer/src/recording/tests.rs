@@ -334,9 +334,16 @@ proptest! {
         at in any::<prop::sample::Index>(),
         garbage in prop::collection::vec(any::<u8>(), 1..64),
     ) {
-        let (mut bytes, ends) = encode(&records);
-        let p = at.index(bytes.len() + 1);
-        bytes.splice(p..p, garbage);
+        let (original, ends) = encode(&records);
+        let mut bytes = original.clone();
+        let at = at.index(bytes.len() + 1);
+        bytes.splice(at..at, garbage);
+        // Garbage that repeats the bytes it displaces changes the file only further on.
+        let p = original
+            .iter()
+            .zip(&bytes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(original.len());
         let (read, e) = read_all(&bytes);
         let e = e.expect("inserted bytes are an error");
         prop_assert!(e.offset <= p as u64, "error at {} for bytes inserted at {p}: {e}", e.offset);

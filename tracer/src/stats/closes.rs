@@ -1,7 +1,7 @@
 //! Connection ends counted per service (or per process) and role: who closed first, how often.
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{CloseKind, End, Owner, Role, Service, Step};
 
@@ -27,7 +27,7 @@ enum Key {
 }
 
 /// One row: counts of each way connections ended.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloseRow {
     /// `addr:port` of the service, or `*` when grouped by process.
     pub service: String,

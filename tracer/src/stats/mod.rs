@@ -2,7 +2,7 @@
 pub mod closes;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{InProgress, Note, Step, TcpState};
 
@@ -22,7 +22,7 @@ impl Default for StateStats {
 }
 
 /// One state's numbers, as the summary table and `--json` show them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StateSummary {
     pub state: TcpState,
     /// Sockets that left the state (with a known entry time) — the histogram's count.

@@ -18,6 +18,8 @@ use crate::{
 mod output;
 mod parsers;
 mod rules;
+mod rules_stuck;
+mod rules_timewait;
 
 pub const S: u64 = 1_000_000_000;
 
