@@ -15,6 +15,7 @@ use tracer_common::FilterConfig;
 
 pub mod churn;
 pub mod deploy;
+pub mod filter_traffic;
 pub mod netns;
 pub mod nginx;
 pub mod sockets;
