@@ -11,14 +11,10 @@ use crate::{
     stats::closes::{CloseRow, CloseStats, GroupBy},
 };
 
-#[derive(Default)]
-struct Ends {
-    stats: CloseStats,
-}
-
-impl Sink for Ends {
+/// Connection ends as they come: what `closes` and `doctor --duration` collect.
+impl Sink for CloseStats {
     fn step(&mut self, step: &Step) -> Result<()> {
-        self.stats.record(step);
+        self.record(step);
         Ok(())
     }
 
@@ -68,14 +64,14 @@ pub async fn run(args: ClosesArgs) -> Result<()> {
         return Ok(());
     }
     let mut collector = Collector::new(&filter, args.from.as_deref())?;
-    let mut ends = Ends::default();
+    let mut ends = CloseStats::default();
     if !collector.is_replay() {
         eprintln!("collecting connection ends; Ctrl-C to stop");
     }
     collector
         .run(args.duration, std::time::Duration::from_secs(1), &mut ends)
         .await?;
-    let rows = ends.stats.rows(args.by);
+    let rows = ends.rows(args.by);
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
         return collector.finish();

@@ -7,32 +7,14 @@ use std::{io::Write, path::Path, time::Duration};
 use anyhow::Result;
 use tracer_common::FilterConfig;
 
-use super::collect::{Collector, Sink};
+use super::collect::Collector;
 use crate::{
     cli::DoctorArgs,
     doctor::{Measured, Report, counters::Counters, report, sysctl::Sysctls},
-    model::Step,
     output::{clock::WallClock, duration::human},
     snapshot,
     stats::closes::{CloseStats, GroupBy},
 };
-
-/// Connection ends as they come, exactly as `tracer closes` counts them.
-#[derive(Default)]
-struct Ends {
-    stats: CloseStats,
-}
-
-impl Sink for Ends {
-    fn step(&mut self, step: &Step) -> Result<()> {
-        self.stats.record(step);
-        Ok(())
-    }
-
-    fn tick(&mut self, _: &Collector) -> Result<()> {
-        Ok(())
-    }
-}
 
 fn counters() -> Result<Counters> {
     Counters::read(Path::new("/proc/net"))
@@ -52,7 +34,8 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
                  early",
                 human(duration.as_nanos() as u64)
             );
-            let mut ends = Ends::default();
+            // Connection ends, exactly as `tracer closes` counts them.
+            let mut ends = CloseStats::default();
             collector
                 .run(Some(duration), Duration::from_secs(1), &mut ends)
                 .await?;
@@ -63,7 +46,7 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
             let measured = Measured {
                 first,
                 start,
-                closes: ends.stats.rows(GroupBy::Service),
+                closes: ends.rows(GroupBy::Service),
                 events: c.events,
                 lost: c.lost,
             };
