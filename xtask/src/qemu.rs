@@ -111,7 +111,7 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>) -> Result<()> {
         .args(["-append", "console=ttyS0 quiet panic=-1"]))?;
     let kernel_line = out
         .lines()
-        .find(|l| l.contains("QEMU-KERNEL"))
+        .find_map(|l| l.find("QEMU-KERNEL").map(|i| &l[i..]))
         .unwrap_or("?");
     let closes: serde_json::Value =
         serde_json::from_str(between(&out, "BEGIN-CLOSES", "END-CLOSES")?)?;
