@@ -12,7 +12,8 @@ pub struct HostPair {
 pub const SERVER_IP: [u8; 4] = [10, 231, 7, 1];
 pub const CLIENT_IP: [u8; 4] = [10, 231, 7, 2];
 
-fn ip(args: &[&str]) {
+/// Runs `ip ARGS`, failing the test with ip's own message if it fails.
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
         out.status.success(),

@@ -12,28 +12,18 @@ use std::{
 
 use tracer::output::clock::boot_ns;
 
-use crate::netns::HostPair;
+use crate::netns::{HostPair, ip};
 
 /// A network namespace with only `lo` (up), deleted when dropped.
 pub struct Netns {
     pub name: String,
 }
 
-fn run_ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Netns {
     pub fn create(name: &str) -> Netns {
         let _ = Command::new("ip").args(["netns", "del", name]).output();
-        run_ip(&["netns", "add", name]);
-        run_ip(&["-n", name, "link", "set", "lo", "up"]);
+        ip(&["netns", "add", name]);
+        ip(&["-n", name, "link", "set", "lo", "up"]);
         Netns { name: name.into() }
     }
 
