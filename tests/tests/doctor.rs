@@ -84,7 +84,17 @@ fn doctor_finds_timewait_overflow_and_names_the_close_wait_holder() {
         100
     );
 
-    let before = overflow_in(&ns);
+    // The last closes may still be turning into TIME_WAIT: wait (bounded) until the counter
+    // has settled, so "before" is the value doctor will read.
+    let mut before = overflow_in(&ns);
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = overflow_in(&ns);
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let v = doctor_json(&ns.exec(tracer_bin().to_str().unwrap(), &["doctor", "--json"]));
     let after = overflow_in(&ns);
     assert_eq!(before, after, "no traffic while doctor ran");
