@@ -229,6 +229,12 @@ const _: () = {
     assert!(core::mem::offset_of!(FilterConfig, cgroup_id) == 48);
     assert!(core::mem::offset_of!(FilterConfig, addrs) == 72);
     assert!(core::mem::size_of::<FilterConfig>() == 72 + 36 * MAX_ADDR_RULES);
+    // The kernel side writes RawEvent field by field into the ring buffer: no implicit
+    // padding may be left uninitialised, and the addresses are written as aligned u32 words.
+    assert!(core::mem::size_of::<RawEvent>() == 96);
+    assert!(core::mem::offset_of!(RawEvent, saddr) % 4 == 0);
+    assert!(core::mem::offset_of!(RawEvent, daddr) % 4 == 0);
+    assert!(core::mem::offset_of!(RawEvent, comm) == 80);
 };
 
 /// The kernel side wakes the reader once this many bytes are queued (about 2,900 events);

@@ -3,8 +3,7 @@ use aya_ebpf::{
     Global,
     helpers::bpf_probe_read_kernel,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_ktime_get_boot_ns,
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated,
     },
     macros::map,
     maps::{PerCpuArray, RingBuf},
@@ -96,15 +95,19 @@ fn read_addr<R: Reader>(sk: *const u8, offset: u32, words: u32) -> [u32; 4] {
     out
 }
 
+/// Stores an address as four 32-bit words (`in6_addr` is 4-byte aligned in RawEvent too).
+///
+/// # Safety
+/// `dst` must be valid for writes of 16 bytes at 4-byte alignment.
 #[inline(always)]
-fn addr_bytes(words: &[u32; 4]) -> [u8; 16] {
-    let mut out = [0u8; 16];
+unsafe fn write_addr(dst: *mut [u8; 16], words: &[u32; 4]) {
+    let dst = dst.cast::<u32>();
     let mut i = 0;
     while i < 4 {
-        out[4 * i..4 * i + 4].copy_from_slice(&words[i].to_ne_bytes());
+        // SAFETY: in bounds of the 16-byte array, per the caller's contract.
+        unsafe { dst.add(i).write(words[i]) };
         i += 1;
     }
-    out
 }
 
 /// What the caller already read about the socket: enough to apply the filter before reserving.
@@ -159,24 +162,29 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         count_lost();
         return Ok(());
     };
-    let ev = entry.write(RawEvent::default());
-    ev.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
-    ev.sk = sk as u64;
-    ev.pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: helper without arguments, valid in every program type used here.
-    ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    ev.kind = seen.kind;
-    ev.old_state = seen.old_state;
-    ev.new_state = seen.new_state;
-    ev.family = seen.family;
-    ev.sport = seen.sport;
-    ev.dport = t.dport;
-    if let Ok(comm) = bpf_get_current_comm() {
-        ev.comm = comm;
+    // Every field is written in place: building a zeroed RawEvent first made the compiler
+    // call a byte-wise memset subprogram (1.3 % of all CPU under churn in a perf profile).
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at the reserved, exclusively owned ring-buffer record; RawEvent is
+    // repr(C) without implicit padding, so writing each field initialises every byte.
+    unsafe {
+        (*ev).ts_ns = bpf_ktime_get_boot_ns();
+        (*ev).sk = sk as u64;
+        (*ev).pid_tgid = bpf_get_current_pid_tgid();
+        (*ev).cgroup_id = bpf_get_current_cgroup_id();
+        (*ev).netns = t.netns;
+        write_addr(&raw mut (*ev).saddr, &t.saddr);
+        write_addr(&raw mut (*ev).daddr, &t.daddr);
+        (*ev).sport = seen.sport;
+        (*ev).dport = t.dport;
+        (*ev).family = seen.family;
+        (*ev).kind = seen.kind;
+        (*ev).old_state = seen.old_state;
+        (*ev).new_state = seen.new_state;
+        (*ev)._pad = [0; 3];
+        // The helper fills (or, on error, zeroes) the 16 bytes itself.
+        generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
     }
-    ev.saddr = addr_bytes(&t.saddr);
-    ev.daddr = addr_bytes(&t.daddr);
-    ev.netns = t.netns;
     entry.submit(wakeup_flag());
     Ok(())
 }

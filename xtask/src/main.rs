@@ -3,6 +3,7 @@
 //! The toolchains and bpf-linker come from scripts/setup.sh, which scripts/dev.sh runs first.
 mod attach_bench;
 mod bench;
+mod churn;
 mod qemu;
 
 use std::process::Command;
@@ -43,14 +44,24 @@ enum Task {
     /// The static (musl) binary on Debian 12's 6.1 kernel under qemu (root; downloads the
     /// kernel package).
     Qemu,
-    /// Throughput kept under loopback connection churn, traced vs untraced (root; nginx, wrk).
+    /// Throughput kept under loopback connection churn, untraced vs tracer vs tcpstates in
+    /// interleaved rounds; then per-program kernel cost and the highest rate with 0 lost (root).
     Bench {
-        /// Alternating untraced/traced rounds.
+        /// Interleaved rounds (each runs every contender once).
         #[arg(long, default_value_t = 5)]
         rounds: u32,
-        /// Seconds per wrk round.
+        /// Seconds per round and contender.
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// Client threads (and as many server threads).
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Which side closes first.
+        #[arg(long, value_enum, default_value_t = churn::Closer::Server)]
+        closer: churn::Closer,
+        /// Only the throughput rounds (no per-program cost, no lost-events ramp).
+        #[arg(long)]
+        throughput_only: bool,
         /// Use the release binary as it is (no rebuild).
         #[arg(long)]
         no_build: bool,
@@ -79,12 +90,21 @@ fn main() -> Result<()> {
         Task::Bench {
             rounds,
             seconds,
+            threads,
+            closer,
+            throughput_only,
             no_build,
         } => {
             if !no_build {
                 cargo(&["build", "--release", "-p", "tracer"])?;
             }
-            bench::run(rounds, seconds)
+            bench::run(&bench::Options {
+                rounds,
+                seconds,
+                threads,
+                closer,
+                throughput_only,
+            })
         }
         Task::Test { args } => {
             cargo(&["fmt", "--all", "--", "--check"])?;

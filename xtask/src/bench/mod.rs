@@ -1,0 +1,136 @@
+//! `cargo xtask bench`: loopback connection churn (xtask/src/churn.rs), untraced and traced,
+//! in interleaved rounds of the same length (untraced, tracer, tracer with lines, tcpstates,
+//! untraced, ...), so every ratio is measured side by side on a noisy 2-core machine. Then the
+//! per-program kernel cost and the highest event rate with nothing lost. All traffic goes to
+//! 127.0.0.0/8 and every round is bounded by its duration.
+mod contender;
+mod kernel_cost;
+mod loss;
+mod tracefs;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Result, bail};
+use contender::{Contender, TCPSTATES, Usage};
+
+use crate::churn::{self, Closer};
+
+pub const PORT: u16 = 18_480;
+
+pub struct Options {
+    pub rounds: u32,
+    pub seconds: u32,
+    pub threads: usize,
+    pub closer: Closer,
+    /// Skip the per-program cost and the lost-events ramp.
+    pub throughput_only: bool,
+}
+
+/// One contender's rounds: connections/s and what it used.
+#[derive(Default)]
+struct Series {
+    rates: Vec<f64>,
+    usage: Vec<Usage>,
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    let tracer = PathBuf::from("target/release/tracer");
+    if !tracer.exists() {
+        bail!(
+            "{} missing: run `cargo xtask build` first",
+            tracer.display()
+        );
+    }
+    let dir = std::env::temp_dir().join("tracer-bench");
+    std::fs::create_dir_all(&dir)?;
+    let _tracefs = tracefs::for_tcpstates()?;
+    let mut contenders = vec![
+        Contender::Untraced,
+        Contender::TracerQuiet,
+        Contender::TracerLines,
+    ];
+    if std::path::Path::new(TCPSTATES).exists() {
+        contenders.push(Contender::Tcpstates);
+    } else {
+        eprintln!("{TCPSTATES} not found: no tcpstates comparison (apt install libbpf-tools)");
+    }
+    let server = churn::Server::start(PORT, opts.threads, opts.closer)?;
+    churn::clients(
+        server.addr,
+        opts.threads,
+        opts.closer,
+        Duration::from_secs(2),
+    ); // warm-up
+    let round = Duration::from_secs(opts.seconds.into());
+    let mut series: Vec<Series> = contenders.iter().map(|_| Series::default()).collect();
+    for r in 1..=opts.rounds {
+        for (i, &c) in contenders.iter().enumerate() {
+            let running = contender::start(c, &tracer, &dir, None)?;
+            let (done, failed) = churn::clients(server.addr, opts.threads, opts.closer, round);
+            let usage = match running {
+                Some(running) => running.stop()?,
+                None => Usage::default(),
+            };
+            let rate = done as f64 / round.as_secs_f64();
+            eprintln!(
+                "round {r}: {:<44} {rate:>8.0} conn/s{}",
+                c.label(),
+                if failed > 0 {
+                    format!(" ({failed} failed)")
+                } else {
+                    String::new()
+                }
+            );
+            series[i].rates.push(rate);
+            series[i].usage.push(usage);
+        }
+    }
+    report(opts, &contenders, &series);
+    if !opts.throughput_only {
+        loss::kernel_costs(&tracer, &dir, &server, opts, &contenders)?;
+        loss::ramp(&tracer, &dir, opts)?;
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
+    let base = &series[0].rates;
+    println!(
+        "\nchurn: {} client + {} server threads on 127.0.0.1, {:?} closes first, 16-byte request and response; \
+         {} interleaved rounds of {} s",
+        opts.threads, opts.threads, opts.closer, opts.rounds, opts.seconds
+    );
+    println!(
+        "{:<44} {:>10} {:>22} {:>10} {:>9} {:>7}",
+        "", "conn/s", "kept: median (range)", "CPU", "max RSS", "lost"
+    );
+    for (c, s) in contenders.iter().zip(series) {
+        let ratios: Vec<f64> = s.rates.iter().zip(base).map(|(t, b)| t / b).collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        let cpu = s.usage.iter().map(|u| u.cpu_seconds).sum::<f64>()
+            / (s.usage.len() as f64 * opts.seconds as f64);
+        let rss = s.usage.iter().map(|u| u.max_rss_kib).max().unwrap_or(0);
+        let lost: Option<u64> = s.usage.iter().map(|u| u.lost).sum();
+        println!(
+            "{:<44} {:>10.0} {:>8.1} % ({:.1}-{:.1}) {:>8.1} % {:>6} MiB {:>7}",
+            c.label(),
+            median(s.rates.clone()),
+            100.0 * median(ratios.clone()),
+            100.0 * lo,
+            100.0 * hi,
+            100.0 * cpu,
+            rss / 1024,
+            lost.map_or("-".to_string(), |l| l.to_string()),
+        );
+    }
+    println!(
+        "(CPU: the contender's own user+system time as % of one core; kernel-side BPF time is in the throughput)"
+    );
+}
