@@ -14,6 +14,7 @@ use tracer::{
 use tracer_common::FilterConfig;
 
 pub mod churn;
+pub mod daemon;
 pub mod deploy;
 pub mod filter_traffic;
 pub mod netns;
@@ -145,10 +146,17 @@ pub struct Running {
 impl Running {
     /// Starts `tracer ARGS` and waits (at most 10 s) until it says it is tracing.
     pub fn start(args: &[&str]) -> Running {
+        let mut cmd = std::process::Command::new(tracer_bin());
+        cmd.args(args);
+        Running::start_command(cmd)
+    }
+
+    /// Starts `cmd` (a tracer, maybe through a wrapper that execs it) and waits (at most 10 s)
+    /// until it says it is tracing.
+    pub fn start_command(mut cmd: std::process::Command) -> Running {
         use std::io::{BufRead, BufReader};
-        use std::process::{Command, Stdio};
-        let mut child = Command::new(tracer_bin())
-            .args(args)
+        use std::process::Stdio;
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

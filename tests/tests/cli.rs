@@ -65,7 +65,15 @@ fn without_privileges_it_says_to_use_sudo() {
 fn run_json_reports_every_transition_and_no_loss() {
     let port = free_port("127.0.0.1");
     let p = port.to_string();
-    let tracer = Running::start(&["run", "--json", "--duration", "3", "--port", &p]);
+    let tracer = Running::start(&[
+        "run",
+        "--json",
+        "--no-socket",
+        "--duration",
+        "3",
+        "--port",
+        &p,
+    ]);
     churn(port, 5, Duration::from_millis(50));
     let (code, out) = tracer.finish(Duration::from_secs(10));
     assert_eq!(code, 0);
@@ -153,7 +161,7 @@ fn histogram_json_counts_finished_and_in_progress_sockets() {
 fn sigterm_prints_the_final_summary_and_exits_0() {
     let port = free_port("127.0.0.1");
     let p = port.to_string();
-    let tracer = Running::start(&["run", "--quiet", "--port", &p]);
+    let tracer = Running::start(&["run", "--quiet", "--no-socket", "--port", &p]);
     churn(port, 2, Duration::from_millis(10));
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: plain kill(2) on our own child's pid.

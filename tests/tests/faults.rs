@@ -39,7 +39,7 @@ fn exists(kind: &str, id: &str) -> bool {
 #[test]
 fn sigkill_leaves_no_program_or_link_attached() {
     let port = free_port("127.0.0.1").to_string();
-    let tracer = Running::start(&["run", "--quiet", "--port", &port]);
+    let tracer = Running::start(&["run", "--quiet", "--no-socket", "--port", &port]);
     let pid = tracer.child.id();
     let progs = bpf_ids(pid, "prog_id:");
     let links = bpf_ids(pid, "link_id:");
@@ -91,7 +91,15 @@ fn a_tracer_started_or_restarted_under_load_invents_no_durations() {
     let p = port.to_string();
     let mut outputs = Vec::new();
     for _ in 0..2 {
-        let tracer = Running::start(&["run", "--json", "--duration", "2", "--port", &p]);
+        let tracer = Running::start(&[
+            "run",
+            "--json",
+            "--no-socket",
+            "--duration",
+            "2",
+            "--port",
+            &p,
+        ]);
         let (code, out) = tracer.finish(Duration::from_secs(10));
         assert_eq!(code, 0);
         outputs.push(out);

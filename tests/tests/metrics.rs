@@ -61,6 +61,7 @@ fn start_tracer(port: u16, metrics_port: u16) -> Running {
     Running::start(&[
         "run",
         "--quiet",
+        "--no-socket",
         "--duration",
         "90",
         "--port",
@@ -127,7 +128,7 @@ fn metrics_port_in_use_is_a_one_line_error() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
     let out = Command::new(tracer_bin())
-        .args(["run", "--duration", "5", "--metrics", &addr])
+        .args(["run", "--no-socket", "--duration", "5", "--metrics", &addr])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

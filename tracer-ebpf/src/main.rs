@@ -4,6 +4,7 @@
 #![no_main]
 
 mod emit;
+mod fentry;
 mod filter;
 mod resets;
 mod state;

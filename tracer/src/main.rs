@@ -8,6 +8,10 @@ use tracer::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse_valid();
+    // The collectors make their models far from the command line: set the cap once, here.
+    if let Some(n) = cli.command.max_sockets() {
+        tracer::model::limits::set_max_sockets(n);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,6 +1,8 @@
 #!/bin/busybox sh
 # /init of the test VM (cargo xtask qemu): loopback HTTP churn traced by the static tracer on
 # a second kernel; results on the serial console between markers; then power off.
+# TIME_WAIT is traced twice over the same traffic (qemu-timewait.sh): with the path tracer
+# chooses itself (fentry expected on this kernel) and with the timer path forced.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -11,12 +13,29 @@ tracer closes --json --duration 120 --port 8080 > /tmp/closes.json 2>/tmp/closes
 P1=$!
 tracer histogram --state established --json --duration 120 --port 8080 > /tmp/hist.json 2>/tmp/hist.err &
 P2=$!
-n=0; until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err; do sleep 0.5; n=$((n+1)); [ $n -gt 120 ] && break; done
+TW="run --json --no-socket --duration 120 --port 8090 --port 8091"
+tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
+P3=$!
+TRACER_TIMEWAIT_HOOKS=timer tracer $TW > /tmp/tw-timer.json 2>/tmp/tw-timer.err &
+P4=$!
+n=0
+until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err \
+    && grep -q Ctrl-C /tmp/tw-auto.err && grep -q Ctrl-C /tmp/tw-timer.err; do
+    sleep 0.5; n=$((n+1)); [ $n -gt 120 ] && break
+done
 i=0; while [ $i -lt 20 ]; do wget -q -O /dev/null http://127.0.0.1:8080/index.html; i=$((i+1)); done
-sleep 1
-kill -TERM $P1 $P2
+unshare -n sh /timewait.sh
+# The namespace's TIME_WAITs are purged by a kernel worker shortly after it exits.
+sleep 3
+kill -TERM $P1 $P2 $P3 $P4
 wait
 echo "BEGIN-CLOSES"; cat /tmp/closes.json; echo "END-CLOSES"
 echo "BEGIN-HIST"; cat /tmp/hist.json; echo "END-HIST"
-echo "STDERR:"; cat /tmp/closes.err /tmp/hist.err
+for p in auto timer; do
+    echo "BEGIN-TW-$p"
+    grep -E 'TIME_WAIT followed|no TIME_WAIT' /tmp/tw-$p.err | sed 's/^/PATH: /'
+    grep -E '"to":"TIME_WAIT"|"note":"(expired|ended_early)"|"final":true' /tmp/tw-$p.json
+    echo "END-TW-$p"
+done
+echo "STDERR:"; cat /tmp/closes.err /tmp/hist.err /tmp/tw-auto.err /tmp/tw-timer.err
 poweroff -f

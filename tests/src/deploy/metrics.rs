@@ -78,6 +78,7 @@ pub fn real_exposition() -> Exposition {
     let tracer = Running::start(&[
         "run",
         "--quiet",
+        "--no-socket",
         "--metrics",
         &format!("127.0.0.1:{metrics_port}"),
         // Only a bound on its life should the test fail first: it is stopped by SIGTERM.

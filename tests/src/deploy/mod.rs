@@ -58,7 +58,9 @@ pub fn text(bytes: &[u8]) -> String {
 
 // --- Command lines and privileges ------------------------------------------------------------
 
-/// `args` with the metrics port replaced by a free one, and `--duration 1` so it ends.
+/// `args` with the metrics port replaced by a free one, `--duration 1` so it ends, and
+/// `--no-socket`: the control socket's default path is one per host (a deployment gets its own
+/// /run/tracer), and tests run side by side.
 pub fn runnable(args: &[String], ip: &str) -> (Vec<String>, String) {
     let port = free_port(ip);
     let from = format!("{ip}:{METRICS_PORT}");
@@ -69,7 +71,7 @@ pub fn runnable(args: &[String], ip: &str) -> (Vec<String>, String) {
         !args.iter().any(|a| a == "--duration"),
         "a service runs until stopped: {args:?}"
     );
-    args.extend(["--duration".into(), "1".into()]);
+    args.extend(["--duration".into(), "1".into(), "--no-socket".into()]);
     (args, addr)
 }
 

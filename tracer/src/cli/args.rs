@@ -5,7 +5,8 @@ use clap::Args;
 
 use super::{
     FilterArgs,
-    parsers::{parse_duration, parse_listen_addr, parse_ring_bytes, parse_state},
+    parsers::{parse_duration, parse_listen_addr, parse_ring_bytes, parse_slot, parse_state},
+    window::{Since, parse_since},
 };
 use crate::{model::TcpState, snapshot::summary::StatesBy, stats::closes::GroupBy};
 
@@ -39,16 +40,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["metrics", "cgroup", "pid", "comm"])]
     pub from: Option<PathBuf>,
     /// Answer queries (`tracer histogram`, `tracer closes`) on this Unix socket, mode 0600.
-    /// Default: /run/tracer/tracer.sock, unless another tracer serves it or it cannot be made.
+    /// Default: /run/tracer/tracer.sock; refused while another tracer serves it.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["from", "no_socket"])]
     pub socket: Option<PathBuf>,
-    /// Serve no control socket.
+    /// Serve no control socket (to run next to a `tracer run` that serves it).
     #[arg(long)]
     pub no_socket: bool,
+    /// Length of the daemon's fine history slots (default 10s; coarse ones are 90 times longer);
+    /// for tests of --window.
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_slot)]
+    pub slot: Option<Duration>,
     /// Ring buffer size in bytes (a power of two, at least 4096); for tests of event loss.
     #[arg(long, hide = true, value_name = "BYTES", value_parser = parse_ring_bytes,
           default_value_t = crate::probe::DEFAULT_RING_BYTES)]
     pub ring_bytes: u32,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -73,6 +80,8 @@ pub struct HistogramArgs {
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub filter: FilterArgs,
 }
 
@@ -85,6 +94,14 @@ pub struct DaemonArgs {
     /// Trace from now on even when a `tracer run` could answer at once.
     #[arg(long)]
     pub no_daemon: bool,
+    /// Only what ended in the last DURATION (e.g. 5m, 1h), from the running `tracer run`'s
+    /// history (10 s slots for the last hour, 15 min slots for the last day).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "since")]
+    pub window: Option<Duration>,
+    /// Only what ended since TIME, from the running `tracer run`'s history: 14:00 or 14:00:30
+    /// (today, local time), 2026-11-28 14:00, or RFC 3339 (2026-11-28T14:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<Since>,
 }
 
 #[derive(Args, Debug)]
@@ -123,6 +140,8 @@ pub struct TopArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub filter: FilterArgs,
 }
 
@@ -146,6 +165,8 @@ pub struct ClosesArgs {
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub filter: FilterArgs,
 }
 
@@ -158,5 +179,28 @@ pub struct RecordArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// How much the model may follow (the collecting subcommands).
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Follow at most N full sockets (about 48 bytes each; timewaits, listeners and snapshot
+    /// sockets get proportionate caps). Past it the least recently changed are evicted, counted
+    /// under the summary, and their later transitions give no duration.
+    #[arg(long, value_name = "N", default_value_t = crate::model::DEFAULT_MAX_SOCKETS,
+          value_parser = max_sockets)]
+    pub max_sockets: usize,
+}
+
+/// `--max-sockets`: 1 to 2^30.
+fn max_sockets(s: &str) -> Result<usize, String> {
+    match s.trim().replace('_', "").parse::<usize>() {
+        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a number of sockets: a whole number from 1 to 1073741824"
+        )),
+    }
 }

@@ -10,12 +10,14 @@ mod filter_args;
 mod parsers;
 #[cfg(test)]
 mod tests;
+mod window;
 
 pub use args::{
     ClosesArgs, DaemonArgs, DoctorArgs, HistogramArgs, RecordArgs, RunArgs, StatesArgs, TopArgs,
 };
 pub use filter_args::FilterArgs;
 pub use parsers::parse_duration;
+pub use window::{Since, since_at};
 
 const ABOUT: &str = "Trace TCP state transitions with eBPF: how long sockets stay in each state \
 (TIME_WAIT, CLOSE_WAIT, ...) and which side closed first.";
@@ -42,15 +44,29 @@ impl Cli {
     /// Parses the command line like [`Parser::parse`], and also refuses (exit 2) a filter
     /// with more values than the kernel side holds.
     pub fn parse_valid() -> Cli {
+        use clap::CommandFactory;
         let cli = Cli::parse();
         if let Some(Err(msg)) = cli.command.filter().map(FilterArgs::check) {
-            use clap::CommandFactory;
             Cli::command()
                 .error(clap::error::ErrorKind::TooManyValues, msg)
                 .exit();
         }
+        if let Err(msg) = cli.command.check_window() {
+            Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, msg)
+                .exit();
+        }
         cli
     }
+}
+
+/// Ends the process as a usage error does (the message, the usage line, exit 2): for what
+/// only shows once the command runs, such as `--window` with no daemon to ask.
+pub fn usage_error(message: impl std::fmt::Display) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(clap::error::ErrorKind::InvalidValue, message)
+        .exit()
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,7 +90,10 @@ TIME_WAIT is followed through the kernel's timewait socket, so its end (normally
 later) shows as TIME_WAIT -> CLOSE. Stops on Ctrl-C, SIGTERM or after --duration.
 
 While it runs, `tracer histogram` and `tracer closes` (without --duration) answer at once
-from what it has collected, through its control socket (/run/tracer/tracer.sock, root only).")]
+from what it has collected, through its control socket (/run/tracer/tracer.sock, root only),
+also for the last minutes (--window 5m) or since a time (--since 14:00): it keeps 10 s slots
+for the last hour and 15 min slots for the last day. One daemon per socket: a second
+`tracer run` exits 1 unless given --no-socket (or another --socket).")]
     Run(RunArgs),
     /// Collect for a while, then show the distribution of the time sockets spent in one state.
     #[command(after_help = "\
@@ -83,12 +102,16 @@ Examples:
   sudo tracer histogram --state established --port 5432 --duration 5m
   sudo tracer histogram --state fin-wait2 --json           # until Ctrl-C, then JSON
   sudo tracer histogram --state time-wait                  # at once, from `tracer run`
+  sudo tracer histogram --state time-wait --window 5m      # ... what ended in the last 5 min
+  sudo tracer histogram --state established --since 14:00  # ... since 14:00 today
 
 State names: any case, with '_', '-' or nothing between words (TIME_WAIT, time-wait,
 timewait). Sockets still in the state at the end are reported apart with their age so far.
 
 Without --duration or --from, a running `tracer run` answers at once with what it has
-collected since it started (--no-daemon collects anew instead).")]
+collected since it started (--no-daemon collects anew instead), or with --window/--since
+only what ended in that interval (its start rounded down to the daemon's 10 s or 15 min
+slots; sockets still in the state as of now).")]
     Histogram(HistogramArgs),
     /// Collect for a while, then show who closed first, per service or per process: this side,
     /// the peer, both, RST either way, or a failed connect.
@@ -98,12 +121,15 @@ Examples:
   sudo tracer closes --by process --duration 1m     # per owning process
   sudo tracer closes --port 8080 --json             # until Ctrl-C, then a JSON array
   sudo tracer closes                                # at once, from `tracer run`
+  sudo tracer closes --window 1h --json             # ... the last hour, as JSON
 
 The side that closes first holds the TIME_WAIT; a side that stays in CLOSE_WAIT has an
 application that has not called close(). Each row ends with a sentence saying which.
 
 Without --duration or --from, a running `tracer run` answers at once with what it has
-collected since it started (--no-daemon collects anew instead).")]
+collected since it started (--no-daemon collects anew instead), or with --window/--since
+only what ended in that interval (its start rounded down to the daemon's 10 s or 15 min
+slots).")]
     Closes(ClosesArgs),
     /// A live full-screen view, refreshed every second: sockets per state, transition rates,
     /// who holds TIME_WAIT and CLOSE_WAIT, who closes first, lost events.
@@ -166,6 +192,27 @@ SYN_RECV sockets present in both are at least D old.")]
 }
 
 impl Command {
+    /// `--window`/`--since` only where the command asks the daemon.
+    fn check_window(&self) -> Result<(), String> {
+        match self {
+            Command::Histogram(a) => a.daemon.check(a.duration.is_some(), a.from.is_some()),
+            Command::Closes(a) => a.daemon.check(a.duration.is_some(), a.from.is_some()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `--max-sockets` of subcommands that follow sockets.
+    pub fn max_sockets(&self) -> Option<usize> {
+        match self {
+            Command::Run(a) => Some(a.limits.max_sockets),
+            Command::Histogram(a) => Some(a.limits.max_sockets),
+            Command::Closes(a) => Some(a.limits.max_sockets),
+            Command::Top(a) => Some(a.limits.max_sockets),
+            Command::Record(a) => Some(a.limits.max_sockets),
+            _ => None,
+        }
+    }
+
     /// The filter options of subcommands that trace.
     pub fn filter(&self) -> Option<&FilterArgs> {
         match self {

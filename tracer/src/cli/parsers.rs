@@ -56,3 +56,12 @@ pub(super) fn parse_port(s: &str) -> Result<u16, String> {
         Ok(p) => Ok(p),
     }
 }
+
+/// `--slot`: a daemon history slot, from 100 ms (tests) to an hour.
+pub(super) fn parse_slot(s: &str) -> Result<Duration, String> {
+    let slot = parse_duration(s)?;
+    if slot < Duration::from_millis(100) || slot > Duration::from_secs(3600) {
+        return Err(format!("'{s}' is not a slot length from 100ms to 1h"));
+    }
+    Ok(slot)
+}

@@ -1,11 +1,12 @@
 //! `tracer closes`: who closed first, per service or per process.
 use anyhow::{Result, anyhow};
+use serde::Serialize;
 use tracer_common::FilterConfig;
 
 use super::collect::{Collector, Sink};
 use crate::{
     cli::ClosesArgs,
-    daemon::{client, protocol::Query},
+    daemon::{client, protocol::Query, window::Interval},
     model::Step,
     output::{closes, duration::human},
     stats::closes::{CloseRow, CloseStats, GroupBy},
@@ -23,16 +24,27 @@ impl Sink for CloseStats {
     }
 }
 
+fn grouping(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Service => "service",
+        GroupBy::Process => "process",
+    }
+}
+
 /// The table's title line.
 fn title(by: GroupBy, collected_ns: u64, events: u64, lost: u64) -> String {
     format!(
         "Connection ends by {} over {} ({events} events, {lost} lost):",
-        match by {
-            GroupBy::Service => "service",
-            GroupBy::Process => "process",
-        },
+        grouping(by),
         human(collected_ns),
     )
+}
+
+/// `--json` with `--window`/`--since`: the rows, and the interval they cover.
+#[derive(Serialize)]
+struct WindowJson<'a> {
+    interval: &'a Interval,
+    rows: &'a [CloseRow],
 }
 
 /// Without --duration and --from, a running daemon answers at once (unless --no-daemon).
@@ -41,19 +53,39 @@ fn from_daemon(args: &ClosesArgs, filter: &FilterConfig) -> Result<bool> {
         return Ok(false);
     }
     let query = Query::Closes(args.by);
-    let Some(answer) = client::consult(args.daemon.socket.as_deref(), query, filter)? else {
+    let asked = args.daemon.asked();
+    let socket = args.daemon.socket.as_deref();
+    let Some(answer) = client::consult(socket, query, filter, asked.as_ref())? else {
         return Ok(false);
     };
     let rows: Vec<CloseRow> = serde_json::from_value(answer.answer)
         .map_err(|e| anyhow!("the tracer daemon sent unreadable rows: {e}"))?;
-    if args.json {
-        println!("{}", serde_json::to_string(&rows)?);
-    } else {
-        let s = &answer.status;
-        print!(
+    let s = &answer.status;
+    match (&s.interval, args.json) {
+        (None, true) => println!("{}", serde_json::to_string(&rows)?),
+        (Some(interval), true) => {
+            let json = WindowJson {
+                interval,
+                rows: &rows,
+            };
+            println!("{}", serde_json::to_string(&json)?);
+        }
+        (None, false) => print!(
             "{}",
             closes::text(&rows, &title(args.by, s.collected_ns, s.events, s.lost))
-        );
+        ),
+        (Some(interval), false) => {
+            let counts = format!(
+                "{} events, {} lost since the daemon started",
+                s.events, s.lost
+            );
+            let title = format!(
+                "Connection ends by {}, {}:",
+                grouping(args.by),
+                client::span_and(interval, &counts)
+            );
+            print!("{}", closes::text(&rows, &title));
+        }
     }
     Ok(true)
 }

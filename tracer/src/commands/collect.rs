@@ -1,7 +1,8 @@
 //! The loop every analysis subcommand shares: events -> model -> stats, with a periodic tick.
 //! The events come from a [`Source`]: the live ring buffer (until a duration, Ctrl-C or SIGTERM;
 //! nothing queued is dropped at exit) or a recording (as fast as it reads, on the recording's
-//! clock). Everything time-dependent asks [`Collector::now_ns`], so both give the same answers.
+//! clock: [`replay`]). Everything time-dependent asks [`Collector::now_ns`], so both give the
+//! same answers.
 use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
@@ -16,12 +17,14 @@ use crate::{
     model::{Event, Model, Step},
     output::{
         clock::{WallClock, boot_ns},
-        table::Counters,
+        table::{self, Counters},
     },
     probe::{DEFAULT_RING_BYTES, Probe},
-    recording::{Record, Replay},
+    recording::Replay,
     stats::{StateStats, StateSummary},
 };
+
+mod replay;
 
 /// What a subcommand does with the results as they come.
 pub trait Sink {
@@ -61,9 +64,6 @@ pub enum Source {
     Replay(Replay),
 }
 
-/// A replay with a gap longer than this many ticks ticks once for the whole gap.
-const MAX_CATCH_UP_TICKS: u64 = 100_000;
-
 pub struct Collector {
     source: Source,
     pub model: Model,
@@ -98,11 +98,7 @@ impl Collector {
     fn attach_with_ring(filter: &FilterConfig, ring_bytes: u32) -> Result<Collector> {
         let mut probe = Probe::attach(filter, ring_bytes)?;
         let (started, clock) = (boot_ns(), WallClock::now());
-        if !probe.timewait_supported {
-            eprintln!(
-                "warning: tw_timer_handler not found in /proc/kallsyms: TIME_WAIT is not followed"
-            );
-        }
+        // The probe has already said which TIME_WAIT hooks it uses, or why there are none.
         // After attaching, so a socket that changes meanwhile is seen live; the live stream
         // takes each seed over the first time it reports that socket. The kernel filter
         // applies to these sockets too.
@@ -217,17 +213,28 @@ impl Collector {
                 Source::Replay(replay) => replay.lost,
             },
             undecodable: self.undecodable,
+            evicted: self.model.evictions().total(),
+            max_sockets: self.model.limits().sockets as u64,
         }
     }
 
     /// Per-state summaries as of now, sockets still in a state included.
     pub fn summaries(&self) -> Vec<StateSummary> {
-        self.stats.summaries(&self.model.in_progress(self.now_ns()))
+        self.summaries_of(&self.stats)
     }
 
     pub fn summary(&self, state: crate::model::TcpState) -> StateSummary {
-        self.stats
-            .summary(state, &self.model.in_progress(self.now_ns()))
+        self.summary_of(&self.stats, state)
+    }
+
+    /// [`Collector::summaries`] of other durations (the daemon's, over an interval), with the
+    /// sockets still in each state now.
+    pub fn summaries_of(&self, stats: &StateStats) -> Vec<StateSummary> {
+        table::summaries(stats, &self.model.open_by_state(self.now_ns()))
+    }
+
+    pub fn summary_of(&self, stats: &StateStats, state: crate::model::TcpState) -> StateSummary {
+        table::summary(stats, state, &self.model.open_by_state(self.now_ns()))
     }
 
     /// Runs until `duration`, Ctrl-C or SIGTERM (a replay: to the end of the recording, or its
@@ -289,91 +296,6 @@ impl Collector {
         self.process(sink)?;
         self.settle(sink)?;
         Ok(ended)
-    }
-
-    /// Feeds a recording without sleeping. TICK records settle as the recorder's clock did;
-    /// the sink ticks each time the recording's time passes another `tick`. A read error ends
-    /// the replay like its end would; [`Collector::finish`] returns it.
-    fn run_replay(
-        &mut self,
-        duration: Option<Duration>,
-        tick: Duration,
-        sink: &mut dyn Sink,
-    ) -> Result<Ended> {
-        let tick_ns = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
-        let cutoff = duration.map(|d| {
-            let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-            self.started_ns.saturating_add(d)
-        });
-        let mut next_tick = self.started_ns.saturating_add(tick_ns);
-        let ended = loop {
-            let Source::Replay(replay) = &mut self.source else {
-                break Ended::Recording;
-            };
-            let Some(record) = replay.next_record() else {
-                break Ended::Recording;
-            };
-            let at = match record {
-                Record::Event(raw) => raw.ts_ns,
-                Record::Tick { now_ns, .. } => now_ns,
-                Record::End { end_ns, .. } => end_ns,
-            };
-            if let Some(cutoff) = cutoff.filter(|&c| at >= c) {
-                self.replay_until(cutoff, &mut next_tick, tick_ns, sink)?;
-                break Ended::Duration;
-            }
-            self.replay_until(at, &mut next_tick, tick_ns, sink)?;
-            match record {
-                Record::Event(raw) => {
-                    if matches!(&self.source, Source::Replay(r) if r.accepts(&raw)) {
-                        self.apply(&raw, sink)?;
-                    }
-                }
-                Record::Tick { lost, .. } => {
-                    self.set_replay_lost(lost);
-                    self.settle(sink)?;
-                }
-                Record::End { lost, .. } => {
-                    self.set_replay_lost(lost);
-                    break Ended::Recording;
-                }
-            }
-        };
-        self.settle(sink)?;
-        Ok(ended)
-    }
-
-    /// Moves the replay clock to `at`, ticking the sink at each `tick` boundary passed.
-    fn replay_until(
-        &mut self,
-        at: u64,
-        next_tick: &mut u64,
-        tick_ns: u64,
-        sink: &mut dyn Sink,
-    ) -> Result<()> {
-        if at >= *next_tick && (at - *next_tick) / tick_ns > MAX_CATCH_UP_TICKS {
-            *next_tick = at - (at - *next_tick) % tick_ns;
-        }
-        while *next_tick <= at {
-            self.set_replay_now(*next_tick);
-            self.settle(sink)?;
-            sink.tick(self)?;
-            *next_tick = next_tick.saturating_add(tick_ns);
-        }
-        self.set_replay_now(at);
-        Ok(())
-    }
-
-    fn set_replay_now(&mut self, at: u64) {
-        if let Source::Replay(replay) = &mut self.source {
-            replay.now_ns = replay.now_ns.max(at);
-        }
-    }
-
-    fn set_replay_lost(&mut self, lost: u64) {
-        if let Source::Replay(replay) = &mut self.source {
-            replay.lost = lost;
-        }
     }
 
     /// Call once the results are out: the error that cut a replay short, if any (what came

@@ -9,10 +9,10 @@ use tracer_common::FilterConfig;
 use super::collect::{Collector, Sink};
 use crate::{
     cli::HistogramArgs,
-    daemon::{client, protocol::Query},
+    daemon::{client, protocol::Query, window::Interval},
     model::{Step, TcpState},
     output::{chart, duration::human},
-    stats::StateSummary,
+    stats::{StateStats, StateSummary},
 };
 
 /// Counts completed durations and shows a countdown on stderr when it is a terminal.
@@ -57,6 +57,12 @@ pub struct HistogramJson {
     pub summary: StateSummary,
     pub collected_ns: u64,
     pub lost: u64,
+    /// Sockets dropped from full tables (`--max-sockets`); absent in older daemons' answers.
+    #[serde(default)]
+    pub evicted: u64,
+    /// What a `--window`/`--since` answer covers (only then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
     /// `(highest value of the bucket, count)` for every bucket with a count.
     pub buckets: Vec<(u64, u64)>,
 }
@@ -64,11 +70,29 @@ pub struct HistogramJson {
 impl HistogramJson {
     /// `state`'s durations as collected so far.
     pub fn of(collector: &Collector, state: TcpState) -> HistogramJson {
-        let hist = collector.stats.histogram(state);
+        HistogramJson::from_stats(
+            collector,
+            &collector.stats,
+            state,
+            collector.now_ns().saturating_sub(collector.started_ns),
+        )
+    }
+
+    /// `state`'s durations in `stats` (collected over `collected_ns`: all of `collector`'s, or
+    /// the daemon's over an interval), with the sockets still in it now.
+    pub fn from_stats(
+        collector: &Collector,
+        stats: &StateStats,
+        state: TcpState,
+        collected_ns: u64,
+    ) -> HistogramJson {
+        let hist = stats.histogram(state);
         HistogramJson {
-            summary: collector.summary(state),
-            collected_ns: collector.now_ns().saturating_sub(collector.started_ns),
+            summary: collector.summary_of(stats, state),
+            collected_ns,
             lost: collector.counters().lost,
+            evicted: collector.counters().evicted,
+            interval: None,
             buckets: hist
                 .iter_recorded()
                 .map(|v| {
@@ -100,11 +124,23 @@ fn print(json: bool, data: &HistogramJson, hist: &Histogram<u64>, events: u64) -
         println!("{}", serde_json::to_string(data)?);
     } else {
         print!("{}", chart::text(&data.summary, hist));
-        println!(
-            "collected for {}; {events} events, {} lost",
-            human(data.collected_ns),
-            data.lost
-        );
+        match &data.interval {
+            Some(interval) => println!(
+                "{}",
+                client::span_and(
+                    interval,
+                    &format!(
+                        "{events} events, {} lost since the daemon started",
+                        data.lost
+                    )
+                )
+            ),
+            None => println!(
+                "collected for {}; {events} events, {} lost",
+                human(data.collected_ns),
+                data.lost
+            ),
+        }
     }
     Ok(())
 }
@@ -115,11 +151,14 @@ fn from_daemon(args: &HistogramArgs, filter: &FilterConfig) -> Result<bool> {
         return Ok(false);
     }
     let query = Query::Histogram(args.state);
-    let Some(answer) = client::consult(args.daemon.socket.as_deref(), query, filter)? else {
+    let asked = args.daemon.asked();
+    let socket = args.daemon.socket.as_deref();
+    let Some(answer) = client::consult(socket, query, filter, asked.as_ref())? else {
         return Ok(false);
     };
-    let data: HistogramJson = serde_json::from_value(answer.answer)
+    let mut data: HistogramJson = serde_json::from_value(answer.answer)
         .map_err(|e| anyhow!("the tracer daemon sent an unreadable histogram: {e}"))?;
+    data.interval = answer.status.interval;
     print(args.json, &data, &data.histogram(), answer.status.events)?;
     Ok(true)
 }

@@ -13,24 +13,31 @@
 //! ```
 //!
 //! An optional `"filter_id"` ([`filter_id`] of the client's kernel filter) asks for an answer only
-//! from a daemon tracing with exactly that filter; another daemon answers `other_filter`.
+//! from a daemon tracing with exactly that filter; another daemon answers `other_filter`. An
+//! optional `"last_ns"` (what ended in the last N ns) or `"start"` (what ended since an RFC 3339
+//! time) asks for an interval ([`window`](super::window)); its answer has an `"interval"`.
 //!
 //! Responses: `{"v":1,"ok":true,"pid":P,"since":"<RFC 3339>","window":"since_start",
 //! "collected_ns":N,"events":N,"lost":N,"undecodable":N,"filter":"all TCP traffic","answer":...}`
-//! or `{"v":1,"ok":false,"pid":P,"code":"bad_request","error":"<one sentence>"}`. Version 1
-//! answers always cover the whole collection, since `since` (`window` says so).
+//! or `{"v":1,"ok":false,"pid":P,"code":"bad_request","error":"<one sentence>"}`. Answers cover
+//! the whole collection, since `since` (`"window":"since_start"`), unless the request asked for
+//! an interval (`"window":"interval"` and an `"interval"` object, or `since_start` with an
+//! `"interval"` when the interval began before the daemon did).
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracer_common::{AF_INET, AF_INET6, FilterConfig};
 
+use super::window::{Interval, Window};
 use crate::{model::TcpState, stats::closes::GroupBy};
 
 pub const VERSION: u32 = 1;
 /// Longest request line accepted, newline excluded.
 pub const MAX_REQUEST: usize = 64 * 1024;
-/// The only `window` of version 1.
+/// `window` of an answer covering everything since the daemon started.
 pub const SINCE_START: &str = "since_start";
+/// `window` of an answer covering a part of it (see its `interval`).
+pub const INTERVAL: &str = "interval";
 /// [`describe`] of a filter that keeps everything.
 pub const ALL_TRAFFIC: &str = "all TCP traffic";
 
@@ -40,6 +47,8 @@ pub struct Request {
     pub query: Query,
     /// The client's kernel filter ([`filter_id`]); `None` takes the daemon's, whatever it is.
     pub filter_id: Option<String>,
+    /// Only what ended in this interval; `None`: everything since the daemon started.
+    pub window: Option<Window>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,6 +74,10 @@ struct Wire {
     by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     filter_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
 }
 
 /// Why a request gets no answer.
@@ -113,6 +126,7 @@ impl Request {
         Request {
             query,
             filter_id: None,
+            window: None,
         }
     }
 
@@ -161,17 +175,22 @@ impl Request {
                 ));
             }
         };
+        let window = Window::from_wire(wire.last_ns, wire.start.as_deref()).map_err(bad)?;
         Ok(Request {
             query,
             filter_id: wire.filter_id,
+            window,
         })
     }
 
     /// The request line, newline included.
     pub fn to_line(&self) -> String {
+        let (last_ns, start) = self.window.map(Window::to_wire).unwrap_or_default();
         let mut wire = Wire {
             v: Some(VERSION.into()),
             filter_id: self.filter_id.clone(),
+            last_ns,
+            start,
             ..Wire::default()
         };
         wire.query = Some(
@@ -198,14 +217,20 @@ impl Request {
 pub struct Status {
     /// When collection started (RFC 3339, the daemon's local time).
     pub since: String,
-    /// The span the answer covers: [`SINCE_START`].
+    /// The span the answer covers: [`SINCE_START`] or [`INTERVAL`].
     pub window: String,
+    /// How long the answer covers: since the start, or the interval's duration.
     pub collected_ns: u64,
+    /// Events read in that time.
     pub events: u64,
+    /// Since the start, whatever the window (the kernel counts them without a time).
     pub lost: u64,
     pub undecodable: u64,
     /// The daemon's kernel filter in words ([`describe`]).
     pub filter: String,
+    /// Present when the request asked for an interval: exactly what the answer covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

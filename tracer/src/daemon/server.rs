@@ -15,7 +15,6 @@ use std::{
 };
 
 use anyhow::Result;
-use serde_json::Value;
 use tokio::{
     io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
@@ -23,40 +22,20 @@ use tokio::{
     task::JoinHandle,
     time::timeout,
 };
-use tracer_common::FilterConfig;
 
+pub use super::answer::{Context, View};
 use super::{
-    protocol::{
-        ErrorCode, MAX_REQUEST, Query, Refusal, Request, Response, SINCE_START, Status, describe,
-        filter_id,
-    },
+    answer::respond,
+    protocol::{ErrorCode, MAX_REQUEST, Refusal, Request, Response},
     socket::{Bound, SocketFile},
 };
-use crate::{commands::collect::Collector, commands::histogram::HistogramJson, stats::closes};
 
 /// Connections served at once; more are refused (`busy`).
-const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// A connection that sends no request for this long is closed.
 const IDLE: Duration = Duration::from_secs(10);
 /// The collect loop answers within milliseconds; this only bounds a stuck one.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
-
-/// What every answer says about the daemon.
-pub struct Context {
-    pub pid: u32,
-    filter_id: String,
-    filter: String,
-}
-
-impl Context {
-    pub fn new(filter: &FilterConfig) -> Context {
-        Context {
-            pid: std::process::id(),
-            filter_id: filter_id(filter),
-            filter: describe(filter),
-        }
-    }
-}
 
 struct Pending {
     request: Request,
@@ -129,13 +108,14 @@ impl Server {
         Arc::clone(&self.inbox.wakeup)
     }
 
-    /// Answers every waiting request from the collector and the close statistics as they are.
-    pub fn answer(&self, collector: &Collector, closes: &closes::CloseStats) {
+    /// Answers every waiting request from the collector, the close statistics and the history
+    /// as they are.
+    pub fn answer(&self, view: View<'_>) {
         loop {
             let Some(pending) = self.inbox.lock().pop_front() else {
                 return;
             };
-            let response = respond(&pending.request, &self.context, collector, closes);
+            let response = respond(&pending.request, &self.context, view);
             let _ = pending.reply.send(response);
         }
     }
@@ -147,47 +127,6 @@ impl Drop for Server {
         self.inbox.closed.store(true, Ordering::Release);
         self.inbox.lock().clear();
     }
-}
-
-/// The answer to one checked request.
-pub fn respond(
-    request: &Request,
-    context: &Context,
-    collector: &Collector,
-    closes: &closes::CloseStats,
-) -> Response {
-    if request
-        .filter_id
-        .as_ref()
-        .is_some_and(|id| *id != context.filter_id)
-    {
-        let message = format!("this daemon traces {}", context.filter);
-        return Response::failure(context.pid, Refusal::new(ErrorCode::OtherFilter, message));
-    }
-    let answer = match request.query {
-        Query::Ping => Ok(Value::from("pong")),
-        Query::Summary => serde_json::to_value(collector.summaries()),
-        Query::Histogram(state) => serde_json::to_value(HistogramJson::of(collector, state)),
-        Query::Closes(by) => serde_json::to_value(closes.rows(by)),
-    };
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(e) => {
-            let refusal = Refusal::new(ErrorCode::Internal, e.to_string());
-            return Response::failure(context.pid, refusal);
-        }
-    };
-    let counters = collector.counters();
-    let status = Status {
-        since: collector.clock().at(collector.started_ns).to_rfc3339(),
-        window: SINCE_START.into(),
-        collected_ns: collector.now_ns().saturating_sub(collector.started_ns),
-        events: counters.events,
-        lost: counters.lost,
-        undecodable: counters.undecodable,
-        filter: context.filter.clone(),
-    };
-    Response::success(context.pid, status, answer)
 }
 
 async fn accept(listener: UnixListener, inbox: Arc<Inbox>, pid: u32) {

@@ -1,6 +1,7 @@
 //! The control socket's file: made with mode 0600 from the start (in a 0700 directory made if
-//! missing), refused while a live daemon answers on the path, replacing the file a dead one left,
-//! and removed when the daemon ends (only if it is still the one made).
+//! missing), refused while a live daemon answers on the path (the default one too: a second
+//! `tracer run` must say `--no-socket` to run beside the first), replacing the file a dead one
+//! left, and removed when the daemon ends (only if it is still the one made).
 use std::{
     fs::{self, DirBuilder, Permissions},
     io::ErrorKind,
@@ -59,10 +60,14 @@ fn peer_pid(stream: &std::os::unix::net::UnixStream) -> Option<u32> {
     (rc == 0 && cred.pid > 0).then_some(cred.pid as u32)
 }
 
+/// What to do instead, said after every error about the socket.
+const INSTEAD: &str = "--no-socket serves none, --socket PATH another one";
+
 fn already_served(path: &Path, pid: Option<u32>) -> anyhow::Error {
     let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
     anyhow!(
-        "another tracer daemon{pid} already serves {} (stop it, or choose another --socket)",
+        "another tracer daemon{pid} already serves {} (stop it, or run this one with \
+         --no-socket or another --socket)",
         path.display()
     )
 }
@@ -78,7 +83,12 @@ pub fn bind(path: &Path) -> Result<Bound> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot create {} for the control socket ({INSTEAD})",
+                    dir.display()
+                )
+            })?;
     }
     match std::os::unix::net::UnixStream::connect(path) {
         Ok(peer) => return Err(already_served(path, peer_pid(&peer))),
@@ -86,12 +96,12 @@ pub fn bind(path: &Path) -> Result<Bound> {
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
             let is_socket = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
             if !is_socket {
-                bail!("{shown} exists and is not a socket: remove it or choose another --socket");
+                bail!("{shown} exists and is not a socket: remove it ({INSTEAD})");
             }
             fs::remove_file(path)
-                .with_context(|| format!("cannot remove the stale socket {shown}"))?;
+                .with_context(|| format!("cannot remove the stale socket {shown} ({INSTEAD})"))?;
         }
-        Err(e) => bail!("cannot use {shown} as the control socket: {e}"),
+        Err(e) => bail!("cannot use {shown} as the control socket: {e} ({INSTEAD})"),
     }
     // Mode 0600 from the moment the file exists: there is no window with a wider one.
     // SAFETY: umask(2) only swaps the process's file mode mask; it cannot fail.
@@ -101,7 +111,7 @@ pub fn bind(path: &Path) -> Result<Bound> {
     unsafe { libc::umask(previous) };
     let listener = bound.map_err(|e| match e.kind() {
         ErrorKind::AddrInUse => already_served(path, None),
-        _ => anyhow!("cannot serve the control socket {shown}: {e}"),
+        _ => anyhow!("cannot serve the control socket {shown}: {e} ({INSTEAD})"),
     })?;
     let meta = fs::symlink_metadata(path).with_context(|| format!("{shown} vanished"))?;
     let file = SocketFile {
@@ -113,16 +123,8 @@ pub fn bind(path: &Path) -> Result<Bound> {
     Ok(Bound { listener, file })
 }
 
-/// The socket `tracer run` serves: a `--socket` given must work; the default one is best
-/// effort (a warning, and no socket, when it is taken or cannot be made).
-pub fn open(explicit: Option<&Path>) -> Result<Option<Bound>> {
-    let path = explicit.unwrap_or(Path::new(DEFAULT_PATH));
-    match bind(path) {
-        Ok(bound) => Ok(Some(bound)),
-        Err(e) if explicit.is_some() => Err(e),
-        Err(e) => {
-            eprintln!("warning: {e:#}: serving no control socket");
-            Ok(None)
-        }
-    }
+/// The socket `tracer run` serves: `--socket PATH`, else [`DEFAULT_PATH`]. Either must work:
+/// a daemon that silently served nothing would leave `tracer closes` asking the other one.
+pub fn open(explicit: Option<&Path>) -> Result<Bound> {
+    bind(explicit.unwrap_or(Path::new(DEFAULT_PATH)))
 }

@@ -11,6 +11,7 @@
 //! | `tracer_events_received_total`       | counter   |                                 |
 //! | `tracer_events_lost_total`           | counter   |                                 |
 //! | `tracer_events_undecodable_total`    | counter   |                                 |
+//! | `tracer_sockets_evicted_total`       | counter   |                                 |
 //!
 //! The histogram, transition and end counters are fed by every [`Step`] as it comes; the
 //! gauges and event counters are refreshed from the collector on every tick ([`refresh_tick`]),
@@ -30,7 +31,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    model::{CloseKind, InProgress, Role, Step, TcpState},
+    model::{CloseKind, InProgress, Open, Role, Step, TcpState},
     output::table::Counters,
 };
 pub use limiter::{MAX_SERVICES, OTHER, ServiceLimiter};
@@ -81,6 +82,7 @@ pub struct Metrics {
     events: Counter,
     lost: Counter,
     undecodable: Counter,
+    evicted: Counter,
     services: ServiceLimiter,
 }
 
@@ -97,6 +99,7 @@ impl Metrics {
             events: Counter::default(),
             lost: Counter::default(),
             undecodable: Counter::default(),
+            evicted: Counter::default(),
             services: ServiceLimiter::default(),
         };
         let r = registry.sub_registry_with_prefix("tracer");
@@ -144,6 +147,12 @@ impl Metrics {
             "Events read but not understood",
             m.undecodable.clone(),
         );
+        r.register(
+            "sockets_evicted",
+            "Sockets dropped because the model's tables were full (--max-sockets): their later \
+             transitions give no duration",
+            m.evicted.clone(),
+        );
         m.refresh(&[], &Counters::default());
         m
     }
@@ -178,23 +187,34 @@ impl Metrics {
     /// collector's. Every state but CLOSE (no socket is followed in it) is set, 0 when empty,
     /// so each series exists from the start.
     pub fn refresh(&self, in_progress: &[InProgress], counters: &Counters) {
-        let mut per_state = [0i64; TcpState::ALL.len()];
+        let mut open = [Open::default(); TcpState::ALL.len()];
         for p in in_progress {
-            per_state[p.state.index()] += 1;
+            if let Some(o) = open.get_mut(p.state.index()) {
+                o.count += 1;
+            }
         }
+        self.refresh_open(&open, counters);
+    }
+
+    /// [`Metrics::refresh`] from the sockets counted in the model's tables
+    /// ([`crate::model::Model::open_by_state`]) instead of copied out of them, which with a
+    /// million open sockets would take 130 MiB every refresh.
+    pub fn refresh_open(&self, open: &[Open], counters: &Counters) {
         for state in TcpState::ALL.into_iter().filter(|s| *s != TcpState::Close) {
+            let count = open.get(state.index()).map_or(0, |o| o.count);
             self.in_state
                 .get_or_create(&StateLabels {
                     state: state.name(),
                 })
-                .set(per_state[state.index()]);
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        self.tracked
-            .set(i64::try_from(in_progress.len()).unwrap_or(i64::MAX));
+        let tracked: u64 = open.iter().map(|o| o.count).sum();
+        self.tracked.set(i64::try_from(tracked).unwrap_or(i64::MAX));
         for (counter, total) in [
             (&self.events, counters.events),
             (&self.lost, counters.lost),
             (&self.undecodable, counters.undecodable),
+            (&self.evicted, counters.evicted),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

@@ -194,6 +194,7 @@ fn gauges_and_event_counters_follow_refreshes() {
     has(&before, r#"tracer_sockets_in_state{state="CLOSE_WAIT"} 0"#);
     has(&before, "tracer_tracked_sockets 0");
     has(&before, "tracer_events_received_total 0");
+    has(&before, "tracer_sockets_evicted_total 0");
 
     let open = |state, age_ns| InProgress {
         state,
@@ -214,6 +215,8 @@ fn gauges_and_event_counters_follow_refreshes() {
         events,
         lost,
         undecodable: 1,
+        evicted: 12,
+        max_sockets: 1_000_000,
     };
     metrics.refresh(&in_progress, &counters(120, 3));
     metrics.refresh(&in_progress, &counters(250, 3));
@@ -229,11 +232,22 @@ fn gauges_and_event_counters_follow_refreshes() {
     has(&text, "tracer_events_received_total 250");
     has(&text, "tracer_events_lost_total 3");
     has(&text, "tracer_events_undecodable_total 1");
+    has(&text, "# TYPE tracer_sockets_evicted_total counter");
+    has(&text, "tracer_sockets_evicted_total 12");
 
     metrics.refresh(&[], &counters(250, 3));
     let text = server::encode(&registry).unwrap();
     has(&text, r#"tracer_sockets_in_state{state="TIME_WAIT"} 0"#);
     has(&text, "tracer_tracked_sockets 0");
+
+    // The same from sockets counted in place.
+    let mut open = [crate::model::Open::default(); TcpState::ALL.len()];
+    open[TcpState::TimeWait.index()].count = 2;
+    metrics.refresh_open(&open, &counters(260, 3));
+    let text = server::encode(&registry).unwrap();
+    has(&text, r#"tracer_sockets_in_state{state="TIME_WAIT"} 2"#);
+    has(&text, "tracer_tracked_sockets 2");
+    has(&text, "tracer_events_received_total 260");
 }
 
 #[test]

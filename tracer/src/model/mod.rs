@@ -1,12 +1,19 @@
 //! The pure state model: events in, [`Step`]s out. No BPF, no clock, no I/O, so every rule here
 //! is unit-tested from synthetic event sequences.
+mod bits;
 pub mod close;
 pub mod event;
+mod life;
+pub mod limits;
+mod listeners;
+mod owners;
 mod pending;
 mod seed;
 mod sockets;
 pub mod state;
+mod table;
 mod timewait;
+mod tw_life;
 
 #[cfg(test)]
 mod tests;
@@ -15,9 +22,11 @@ use serde::Serialize;
 
 pub use close::{CloseKind, End, Role, Service};
 pub use event::{Comm, Event, EventKind, TimerPhase, Tuple};
+pub use limits::{DEFAULT_MAX_SOCKETS, Evictions, Limits};
 pub use seed::Seed;
 pub use state::TcpState;
 
+use owners::Owners;
 use sockets::Sockets;
 use timewait::TimeWaits;
 
@@ -81,6 +90,25 @@ impl InProgress {
     }
 }
 
+/// The sockets still in one state: how many, and the oldest one's age (and whether that age
+/// is exact, as for [`InProgress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Open {
+    pub count: u64,
+    pub oldest_ns: u64,
+    pub oldest_exact: bool,
+}
+
+impl Default for Open {
+    fn default() -> Self {
+        Open {
+            count: 0,
+            oldest_ns: 0,
+            oldest_exact: true,
+        }
+    }
+}
+
 /// Counters of things the model could not make sense of, shown so nothing is hidden.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Anomalies {
@@ -91,12 +119,26 @@ pub struct Anomalies {
     pub timewait_start_not_seen: u64,
 }
 
-/// Sockets and timewait sockets being followed, and what they have done.
-#[derive(Default)]
+/// Sockets and timewait sockets being followed, and what they have done. Every table is
+/// bounded ([`Limits`]); what a full table evicted is counted ([`Model::evictions`]).
 pub struct Model {
     sockets: Sockets,
     timewaits: TimeWaits,
+    /// Owners interned for both: sockets keep a 4-byte id.
+    owners: Owners,
     anomalies: Anomalies,
+    limits: Limits,
+    /// Full sockets and timewaits evicted so far, and until when what they did may still
+    /// show up ([`timewait::UNSURE_AFTER_EVICTION_NS`] after the last eviction).
+    evicted: u64,
+    unsure_until_ns: u64,
+}
+
+impl Default for Model {
+    /// A model with the configured cap (`--max-sockets`, else [`DEFAULT_MAX_SOCKETS`]).
+    fn default() -> Self {
+        Model::with_max_sockets(limits::configured_max_sockets())
+    }
 }
 
 impl Model {
@@ -104,57 +146,130 @@ impl Model {
         Self::default()
     }
 
+    /// A model following at most `max_sockets` full sockets (at least 1), and proportionate
+    /// numbers of everything else ([`Limits::for_sockets`]).
+    pub fn with_max_sockets(max_sockets: usize) -> Self {
+        let limits = Limits::for_sockets(max_sockets);
+        Model {
+            sockets: Sockets::new(&limits),
+            timewaits: TimeWaits::new(&limits),
+            owners: Owners::default(),
+            anomalies: Anomalies::default(),
+            limits,
+            evicted: 0,
+            unsure_until_ns: 0,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Entries dropped from full tables so far.
+    pub fn evictions(&self) -> Evictions {
+        let (sockets, listeners, seeds, pending_ends) = self.sockets.evicted();
+        let (timewaits, tw_seeds) = self.timewaits.evicted();
+        Evictions {
+            sockets,
+            timewaits,
+            listeners,
+            seeds: seeds + tw_seeds,
+            pending_ends,
+        }
+    }
+
+    /// Sockets and timewait sockets followed now (snapshot ones not yet seen live included).
+    pub fn tracked(&self) -> usize {
+        self.sockets.tracked() + self.timewaits.tracked()
+    }
+
     /// Feeds one event; returns the steps it completes (possibly none, possibly an earlier
     /// timewait end that this event's time makes certain).
     pub fn apply(&mut self, ev: &Event) -> Vec<Step> {
         let mut steps = self.finish(ev.ts_ns);
+        let unsure = ev.ts_ns < self.unsure_until_ns;
         match ev.kind {
             // shutdown() then close() can report FIN_WAIT1 -> FIN_WAIT1: not a change.
             EventKind::StateChange { old, new } if old == new => {}
             EventKind::StateChange { old, new } => {
                 let handed = if new == TcpState::Close {
-                    self.timewaits.takes_over(&ev.tuple, ev.netns)
+                    self.timewaits.takes_over(&ev.tuple, ev.netns, unsure)
                 } else {
                     sockets::Handover::None
                 };
-                steps.extend(
-                    self.sockets
-                        .change(ev, old, new, handed, &mut self.anomalies),
-                );
+                let (anomalies, owners) = (&mut self.anomalies, &mut self.owners);
+                let changed = self
+                    .sockets
+                    .change(ev, (old, new), handed, anomalies, owners);
+                steps.extend(changed);
                 if (old, new) == (TcpState::CloseWait, TcpState::LastAck) {
-                    steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev.netns, ev.ts_ns));
+                    steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev, &self.owners));
                 }
             }
             EventKind::TimeWait { phase, substate } => {
                 let closing = self.sockets.closing(&ev.tuple, ev.netns);
-                steps.extend(self.timewaits.timer(
-                    ev,
-                    phase,
-                    substate,
-                    closing,
-                    &mut self.anomalies,
-                ));
+                let (anomalies, owners) = (&mut self.anomalies, &self.owners);
+                let (timer, known) = ((phase, substate), (closing, unsure));
+                steps.extend(self.timewaits.timer(ev, timer, known, anomalies, owners));
             }
             EventKind::ResetSent => steps.extend(self.sockets.reset(ev, true)),
             EventKind::ResetReceived => steps.extend(self.sockets.reset(ev, false)),
         }
+        let e = self.evictions();
+        if e.sockets + e.timewaits != self.evicted {
+            self.evicted = e.sockets + e.timewaits;
+            self.unsure_until_ns = ev.ts_ns.saturating_add(timewait::UNSURE_AFTER_EVICTION_NS);
+        }
+        self.sweep_owners();
         steps
+    }
+
+    /// Drops the owners no socket refers to any more, once enough have come and gone.
+    fn sweep_owners(&mut self) {
+        if !self.owners.needs_sweep() {
+            return;
+        }
+        let (sockets, timewaits) = (&mut self.sockets, &mut self.timewaits);
+        self.owners.sweep(|f| {
+            sockets.owners_mut(f);
+            timewaits.owners_mut(f);
+        });
     }
 
     /// Releases what became certain by `now_ns`: timewaits whose cancel was not followed by an
     /// expiry or re-arm (early ends), and aborts whose RST did not come. Call it on a timer and
     /// before a final summary.
     pub fn finish(&mut self, now_ns: u64) -> Vec<Step> {
-        let mut steps = self.timewaits.settle(now_ns);
+        let mut steps = self.timewaits.settle(now_ns, &self.owners);
         steps.extend(self.sockets.settle(now_ns));
         steps
     }
 
     /// Sockets still in a state at `now_ns`, with their age in it.
     pub fn in_progress(&self, now_ns: u64) -> Vec<InProgress> {
-        let mut all = self.sockets.in_progress(now_ns);
-        all.extend(self.timewaits.in_progress(now_ns));
-        all
+        let owners = &self.owners;
+        let sockets = self.sockets.in_progress(now_ns, owners);
+        sockets
+            .chain(self.timewaits.in_progress(now_ns, owners))
+            .collect()
+    }
+
+    /// [`Model::in_progress`] counted per state (indexed by [`TcpState::index`]) in place: a
+    /// million open sockets copied out as [`InProgress`] would take some 130 MiB for a moment.
+    /// Of equally old sockets, one whose age is only a lower bound is the oldest.
+    pub fn open_by_state(&self, now_ns: u64) -> [Open; TcpState::ALL.len()] {
+        let mut open = [Open::default(); TcpState::ALL.len()];
+        let all = self.sockets.ages(now_ns).chain(self.timewaits.ages(now_ns));
+        for (state, age_ns, exact) in all {
+            let Some(o) = open.get_mut(state.index()) else {
+                continue;
+            };
+            if o.count == 0 || (age_ns, !exact) > (o.oldest_ns, !o.oldest_exact) {
+                (o.oldest_ns, o.oldest_exact) = (age_ns, exact);
+            }
+            o.count += 1;
+        }
+        open
     }
 
     /// Adds the sockets that existed at attach time (see [`Seed`]). TIME_WAIT seeds become
@@ -162,9 +277,10 @@ impl Model {
     pub fn seed(&mut self, seeds: impl IntoIterator<Item = Seed>) {
         for seed in seeds {
             match seed.state {
-                TcpState::TimeWait => self.timewaits.seed(seed),
-                _ => self.sockets.seed(seed),
+                TcpState::TimeWait => self.timewaits.seed(seed, &mut self.owners),
+                _ => self.sockets.seed(seed, &mut self.owners),
             }
+            self.sweep_owners();
         }
     }
 

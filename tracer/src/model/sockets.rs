@@ -1,14 +1,20 @@
 //! Lives of full sockets, keyed by kernel socket address. An address is reused by the allocator,
 //! so a life starts at `CLOSE -> SYN_SENT`, `CLOSE -> LISTEN` or `LISTEN -> SYN_RECV` and no
 //! duration or close classification ever spans two lives.
-// Per-event maps: a fast hasher, seeded per map so remote peers cannot aim collisions.
-use foldhash::HashMap;
-
+//!
+//! Every table here is bounded ([`Limits`]). A life evicted from a full table is simply gone:
+//! its next transition finds nothing, so like one of a socket that predates the trace it gets
+//! no duration (`StartNotSeen`), and a new life at that address starts afresh.
 use super::{
-    Anomalies, Event, InProgress, Note, Owner, Step, TcpState, Tuple,
+    Anomalies, Event, InProgress, Note, Step, TcpState, Tuple,
     close::{CloseKind, End, Role, Service},
+    life::{Life, LifeRow},
+    limits::Limits,
+    listeners::Listeners,
+    owners::{OwnerId, OwnerKey, Owners},
     pending::PendingEnds,
     seed::{Seed, Seeds},
+    table::family::Rows,
 };
 
 /// What the timewait side knows about a full socket that is handing over to it.
@@ -19,47 +25,27 @@ pub enum Handover {
     ContinuesFinWait2,
     /// A timewait socket in TIME_WAIT took over.
     TimeWait,
+    /// None was found, but one may have been evicted: a FIN_WAIT2 may go on in it.
+    Unsure,
 }
 
 /// A closing full socket, as the timewait side asks about it when its timer starts.
 pub struct Closing {
     pub state: TcpState,
     pub entered_ns: u64,
-    pub owner: Owner,
+    pub owner: OwnerId,
     pub role: Role,
 }
 
-struct Life {
-    state: TcpState,
-    entered_ns: u64,
-    tuple: Tuple,
-    owner: Owner,
-    role: Role,
-    first_close: Option<CloseKind>,
-    rst_received: bool,
-    rst_sent: bool,
-}
-
-#[derive(Default)]
 pub struct Sockets {
-    lives: HashMap<u64, Life>,
-    /// Listening sockets' owners by (netns, local port): the owner of their children until
-    /// the child itself is touched from process context.
-    listeners: HashMap<(u32, u16), Owner>,
-    /// Sockets in FIN_WAIT1, FIN_WAIT2 or CLOSING by (netns, tuple), so the timewait socket
-    /// that takes one over can find it in O(1).
-    closing_index: HashMap<(u32, Tuple), u64>,
+    /// Lives by address; those in FIN_WAIT1, FIN_WAIT2 or CLOSING also by (netns, tuple), so
+    /// the timewait socket that takes one over finds it in O(1).
+    lives: Rows<LifeRow>,
+    listeners: Listeners,
     /// Ends that wait for a `tcp_send_reset` that follows the CLOSE it belongs to.
     pending: PendingEnds,
     /// Sockets from the attach-time snapshot not yet seen live.
     seeds: Seeds,
-}
-
-fn is_closing(state: TcpState) -> bool {
-    matches!(
-        state,
-        TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
-    )
 }
 
 fn new_life_role(old: TcpState, new: TcpState) -> Option<Role> {
@@ -83,13 +69,22 @@ fn in_owner_context(old: TcpState, new: TcpState) -> bool {
 }
 
 impl Sockets {
+    pub fn new(limits: &Limits) -> Sockets {
+        Sockets {
+            lives: Rows::new(limits.sockets),
+            listeners: Listeners::new(limits.listeners),
+            pending: PendingEnds::new(limits.pending_ends),
+            seeds: Seeds::new(limits.seeds),
+        }
+    }
+
     pub fn change(
         &mut self,
         ev: &Event,
-        old: TcpState,
-        new: TcpState,
+        (old, new): (TcpState, TcpState),
         handover: Handover,
         anomalies: &mut Anomalies,
+        owners: &mut Owners,
     ) -> Vec<Step> {
         // A new life at this address settles the end of the previous one: no RST can follow.
         let mut out = if new_life_role(old, new).is_some() {
@@ -97,19 +92,20 @@ impl Sockets {
         } else {
             Vec::new()
         };
-        let mut life = self.continue_or_start(ev, old, new, anomalies);
-        let dwell_ns = match (life.as_ref(), handover) {
+        let known = self.continue_life(ev, old, new, anomalies);
+        let dwell_ns = match (known, handover) {
             (_, Handover::ContinuesFinWait2) if new == TcpState::Close => None,
-            (Some((_, dwell)), _) => *dwell,
+            (_, Handover::Unsure) if (old, new) == (TcpState::FinWait2, TcpState::Close) => None,
+            (Some((_, dwell)), _) => Some(dwell),
             (None, _) => None,
         };
-        let mut life = match life.take() {
+        let mut life = match known {
             Some((life, _)) => life,
-            None => self.fresh_life(ev, old, new),
+            None => self.fresh_life(ev, old, new, owners),
         };
         // Softirq events carry whatever task was interrupted: only trust syscall transitions.
         if in_owner_context(old, new) {
-            life.owner = owner_of(ev);
+            life.owner = owners.intern(OwnerKey::of(ev));
         }
         if let Some(kind) = CloseKind::from_first_close(old, new)
             && life.first_close.is_none()
@@ -119,7 +115,8 @@ impl Sockets {
         if (old, new) == (TcpState::FinWait1, TcpState::Closing) {
             life.first_close = Some(CloseKind::Simultaneous);
         }
-        let note = if new == TcpState::Close && handover != Handover::None {
+        let taken_over = matches!(handover, Handover::ContinuesFinWait2 | Handover::TimeWait);
+        let note = if new == TcpState::Close && taken_over {
             Some(Note::TimewaitTakesOver)
         } else if dwell_ns.is_none() && new_life_role(old, new).is_none() {
             Some(Note::StartNotSeen)
@@ -131,22 +128,24 @@ impl Sockets {
             sk: ev.sk,
             tuple: ev.tuple,
             netns: ev.netns,
-            owner: life.owner.clone(),
+            owner: owners.owner(life.owner),
             from: old,
             to: new,
             dwell_ns,
             note,
             end: None,
         };
-        self.index(ev, old, new, &life.owner);
+        self.index_listener(ev, old, new, owners.key(life.owner));
         if new != TcpState::Close {
             life.state = new;
             life.entered_ns = ev.ts_ns;
             life.tuple = ev.tuple;
-            self.lives.insert(ev.sk, life);
+            life.netns = ev.netns;
+            self.lives.put(life.row());
             out.push(step);
             return out;
         }
+        self.lives.remove(ev.sk);
         if life.role == Role::Listener {
             out.push(step);
             return out;
@@ -156,7 +155,7 @@ impl Sockets {
             kind,
             role: life.role,
             service,
-            timewait: handover != Handover::None,
+            timewait: taken_over,
         };
         let kind = life.first_close.or(match old {
             TcpState::SynSent => Some(CloseKind::ConnectFailed),
@@ -184,91 +183,73 @@ impl Sockets {
     }
 
     /// The life this transition continues, with the time spent in `old`; `None` when the
-    /// transition starts a new life or does not follow from what was known.
-    fn continue_or_start(
+    /// transition starts a new life or does not follow from what was known (an evicted life
+    /// is not known at all). The life stays stored until the transition is done with it.
+    fn continue_life(
         &mut self,
         ev: &Event,
         old: TcpState,
         new: TcpState,
         anomalies: &mut Anomalies,
-    ) -> Option<(Life, Option<u64>)> {
-        let known = self.lives.remove(&ev.sk);
-        if let Some(life) = &known
-            && self.closing_index.get(&(ev.netns, life.tuple)) == Some(&ev.sk)
-            && !(life.state == old && new_life_role(old, new).is_none())
-        {
-            // The life it indexed is over (replaced or out of step): drop its stale entry.
-            self.closing_index.remove(&(ev.netns, life.tuple));
+    ) -> Option<(Life, u64)> {
+        if new_life_role(old, new).is_some() {
+            return None;
         }
-        match known {
-            Some(life) if new_life_role(old, new).is_none() && life.state == old => {
-                let dwell = ev.ts_ns.saturating_sub(life.entered_ns);
-                Some((life, Some(dwell)))
-            }
-            Some(_) if new_life_role(old, new).is_none() => {
-                anomalies.state_mismatch += 1;
-                None
-            }
-            _ => None,
+        let life = Life::from_row(self.lives.get(ev.sk)?);
+        if life.state != old {
+            anomalies.state_mismatch += 1;
+            return None;
         }
+        Some((life, ev.ts_ns.saturating_sub(life.entered_ns)))
     }
 
-    fn fresh_life(&mut self, ev: &Event, old: TcpState, new: TcpState) -> Life {
+    fn fresh_life(
+        &mut self,
+        ev: &Event,
+        old: TcpState,
+        new: TcpState,
+        owners: &mut Owners,
+    ) -> Life {
+        let mut life = Life {
+            sk: ev.sk,
+            netns: ev.netns,
+            tuple: ev.tuple,
+            state: old,
+            entered_ns: ev.ts_ns,
+            owner: 0,
+            role: Role::Unknown,
+            first_close: None,
+            rst_received: false,
+            rst_sent: false,
+        };
         if new_life_role(old, new).is_none()
             && let Some(seed) = self.seeds.take(ev.netns, &ev.tuple)
         {
             // A socket from the snapshot, now seen live: keep what the snapshot knew of it.
-            return Life {
-                state: old,
-                entered_ns: ev.ts_ns,
-                tuple: ev.tuple,
-                owner: seed.owner,
-                role: seed.role,
-                first_close: None,
-                rst_received: false,
-                rst_sent: false,
-            };
+            life.owner = seed.owner;
+            life.role = seed.role;
+            return life;
         }
-        let role = new_life_role(old, new).unwrap_or(Role::Unknown);
-        let owner = if role == Role::Server {
-            self.listeners
-                .get(&(ev.netns, ev.tuple.local_port))
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            Owner::default()
-        };
-        Life {
-            state: old,
-            entered_ns: ev.ts_ns,
-            tuple: ev.tuple,
-            owner,
-            role,
-            first_close: None,
-            rst_received: false,
-            rst_sent: false,
+        life.role = new_life_role(old, new).unwrap_or(Role::Unknown);
+        if life.role == Role::Server
+            && let Some(owner) = self.listeners.owner((ev.netns, ev.tuple.local_port))
+        {
+            life.owner = owners.intern(owner);
         }
+        life
     }
 
     fn service(&self, life: &Life, ev: &Event) -> Service {
-        let listens = self
-            .listeners
-            .contains_key(&(ev.netns, ev.tuple.local_port));
+        let listens = self.listeners.contains((ev.netns, ev.tuple.local_port));
         Service::of(life.role, &ev.tuple, listens)
     }
 
-    fn index(&mut self, ev: &Event, old: TcpState, new: TcpState, owner: &Owner) {
+    fn index_listener(&mut self, ev: &Event, old: TcpState, new: TcpState, owner: OwnerKey) {
         let key = (ev.netns, ev.tuple.local_port);
         if new == TcpState::Listen {
-            self.listeners.insert(key, owner.clone());
+            self.listeners.insert(key, owner);
         } else if old == TcpState::Listen && new == TcpState::Close {
-            self.listeners.remove(&key);
-        }
-        if is_closing(old) && !is_closing(new) {
-            self.closing_index.remove(&(ev.netns, ev.tuple));
-        }
-        if is_closing(new) {
-            self.closing_index.insert((ev.netns, ev.tuple), ev.sk);
+            self.listeners.remove(key);
         }
     }
 
@@ -278,12 +259,14 @@ impl Sockets {
         if sent && let Some(step) = self.pending.reset_sent(ev) {
             return Some(step);
         }
-        if let Some(life) = self.lives.get_mut(&ev.sk) {
+        if let Some(row) = self.lives.get(ev.sk) {
+            let mut life = Life::from_row(row);
             if sent {
                 life.rst_sent = true;
             } else {
                 life.rst_received = true;
             }
+            self.lives.put(life.row());
         }
         None
     }
@@ -295,49 +278,72 @@ impl Sockets {
 
     /// The closing full socket with this tuple, if one is followed.
     pub fn closing(&self, tuple: &Tuple, netns: u32) -> Option<Closing> {
-        let sk = self.closing_index.get(&(netns, *tuple))?;
-        let life = self
-            .lives
-            .get(sk)
-            .filter(|l| l.tuple == *tuple && is_closing(l.state))?;
+        let life = Life::from_row(self.lives.latest(netns, tuple)?);
         Some(Closing {
             state: life.state,
             entered_ns: life.entered_ns,
-            owner: life.owner.clone(),
+            owner: life.owner,
             role: life.role,
         })
     }
 
-    pub fn in_progress(&self, now_ns: u64) -> Vec<InProgress> {
+    pub fn in_progress<'a>(
+        &'a self,
+        now_ns: u64,
+        owners: &'a Owners,
+    ) -> impl Iterator<Item = InProgress> + 'a {
         self.lives
-            .values()
-            .map(|l| InProgress {
+            .iter()
+            .map(Life::from_row)
+            .map(move |l| InProgress {
                 state: l.state,
                 age_ns: now_ns.saturating_sub(l.entered_ns),
                 tuple: l.tuple,
                 exact: true,
                 role: l.role,
-                owner: l.owner.clone(),
+                owner: owners.owner(l.owner),
             })
-            .chain(self.seeds.in_progress(now_ns))
-            .collect()
+            .chain(self.seeds.in_progress(now_ns, owners))
+    }
+
+    /// (state, age, exact) of each socket in progress, without building an [`InProgress`].
+    pub fn ages(&self, now_ns: u64) -> impl Iterator<Item = (TcpState, u64, bool)> + '_ {
+        let lives = self.lives.iter().map(Life::from_row);
+        lives
+            .map(move |l| (l.state, now_ns.saturating_sub(l.entered_ns), true))
+            .chain(self.seeds.ages(now_ns))
     }
 
     /// A pre-existing socket: listeners hand their owner to children at once; the others
     /// wait for the live stream.
-    pub fn seed(&mut self, seed: Seed) {
+    pub fn seed(&mut self, seed: Seed, owners: &mut Owners) {
         if seed.state == TcpState::Listen {
+            let key = (seed.netns, seed.tuple.local_port);
             self.listeners
-                .insert((seed.netns, seed.tuple.local_port), seed.owner.clone());
+                .insert(key, OwnerKey::from_owner(&seed.owner));
         }
-        self.seeds.insert(seed);
+        self.seeds.insert(seed, owners);
     }
-}
 
-fn owner_of(ev: &Event) -> Owner {
-    Owner {
-        pid: ev.pid,
-        comm: ev.comm.as_str().to_owned(),
-        cgroup_id: ev.cgroup_id,
+    /// Full sockets followed, and snapshot sockets not yet seen live.
+    pub fn tracked(&self) -> usize {
+        self.lives.len() + self.seeds.len()
+    }
+
+    /// Evictions of (full sockets, listeners, seeds, pending ends).
+    pub fn evicted(&self) -> (u64, u64, u64, u64) {
+        let (lives, listeners) = (self.lives.evicted(), self.listeners.evicted());
+        (
+            lives,
+            listeners,
+            self.seeds.evicted(),
+            self.pending.evicted(),
+        )
+    }
+
+    /// Every owner id held, to mark or renumber them.
+    pub fn owners_mut(&mut self, f: &mut dyn FnMut(&mut u32)) {
+        self.lives.owners_mut(f);
+        self.seeds.owners_mut(f);
     }
 }

@@ -9,82 +9,100 @@
 //! - An orphaned socket is handed over in FIN_WAIT2 substate; when the peer's FIN arrives within
 //!   the timer wheel's granularity (~2 s at 60 s) the re-arm is invisible, and only the substate
 //!   read at the end shows TIME_WAIT. TIME_WAIT is then counted from the timewait's start.
+//!
+//! What is not known gives no duration: a FIN_WAIT2 handed over by a full socket not followed
+//! began before the timewait did; and for a while after an eviction (a table was full: the
+//! caller says so with `unsure`) a timer start at an unknown address may re-arm an evicted
+//! timewait, a start at a known one may be a new timewait of an evicted full socket, and a
+//! full socket closing with no timewait found may have been taken over by an evicted one.
 use std::collections::VecDeque;
 
-// Per-event maps: a fast hasher, seeded per map so remote peers cannot aim collisions.
-use foldhash::HashMap;
-
 use super::{
-    Anomalies, Event, InProgress, Note, Owner, Step, TcpState, TimerPhase, Tuple,
+    Anomalies, Event, InProgress, Note, Step, TcpState, TimerPhase, Tuple,
+    limits::Limits,
+    owners::Owners,
     seed::{Seed, Seeds},
     sockets::{Closing, Handover},
+    table::family::Rows,
+    tw_life::{TimeWait, TimeWaitRow},
 };
 
 /// An expiry or re-arm follows its cancel within microseconds on the same CPU.
 pub const CANCEL_GRACE_NS: u64 = 5_000_000;
 
-struct TimeWait {
-    substate: TcpState,
-    /// When the timewait socket's timer first started.
-    started_ns: u64,
-    /// When the current substate began (for FIN_WAIT2: when the full socket entered it).
-    since_ns: u64,
-    /// A cancel not yet known to be an early end: its time and the substate it reported.
-    cancel: Option<(u64, TcpState)>,
-    tuple: Tuple,
-    netns: u32,
-    owner: Owner,
-    role: super::Role,
-    handed_over: bool,
-}
+/// How long after an eviction what was evicted may still show up: a timewait's 60 s timer
+/// (plus the timer wheel's rounding), twice over for a re-arm in between.
+pub const UNSURE_AFTER_EVICTION_NS: u64 = 130_000_000_000;
 
-#[derive(Default)]
 pub struct TimeWaits {
-    live: HashMap<u64, TimeWait>,
+    /// Timewaits by address, and by (netns, tuple) for the full socket handing over.
+    live: Rows<TimeWaitRow>,
     /// Cancels waiting to become certain, oldest first: (time, timewait address).
     cancels: VecDeque<(u64, u64)>,
-    by_tuple: HashMap<(u32, Tuple), u64>,
     /// TIME_WAITs from the attach-time snapshot, dated by their timer; matched by tuple when
     /// their timer first fires.
     seeds: Seeds,
 }
 
+/// The duration of a state left at `to_ns`, and the note saying when its start is unknown.
+fn dwell(
+    known: bool,
+    since_ns: u64,
+    to_ns: u64,
+    note: Option<Note>,
+) -> (Option<u64>, Option<Note>) {
+    match known {
+        true => (Some(to_ns.saturating_sub(since_ns)), note),
+        false => (None, Some(Note::StartNotSeen)),
+    }
+}
+
 impl TimeWaits {
+    pub fn new(limits: &Limits) -> TimeWaits {
+        TimeWaits {
+            live: Rows::new(limits.timewaits),
+            cancels: VecDeque::new(),
+            seeds: Seeds::new(limits.timewaits),
+        }
+    }
+
     /// Ends the timewaits whose cancel was not followed by an expiry or re-arm before `now_ns`.
-    pub fn settle(&mut self, now_ns: u64) -> Vec<Step> {
+    pub fn settle(&mut self, now_ns: u64, owners: &Owners) -> Vec<Step> {
         let mut steps = Vec::new();
         while let Some(&(at, addr)) = self.cancels.front() {
             if at.saturating_add(CANCEL_GRACE_NS) >= now_ns {
                 break;
             }
             self.cancels.pop_front();
-            self.end_if_cancelled(addr, at, &mut steps);
+            if let Some((cancel_at, substate)) = self.get(addr).and_then(|tw| tw.cancel)
+                && cancel_at == at
+            {
+                steps.extend(self.end(addr, at, substate, Note::EndedEarly, owners));
+            }
         }
         steps
     }
 
-    fn end_if_cancelled(&mut self, addr: u64, at: u64, steps: &mut Vec<Step>) {
-        let Some((cancel_at, substate)) = self.live.get(&addr).and_then(|tw| tw.cancel) else {
-            return;
-        };
-        if cancel_at == at {
-            steps.extend(self.end(addr, at, substate, Note::EndedEarly));
-        }
+    fn get(&self, addr: u64) -> Option<TimeWait> {
+        self.live.get(addr).map(TimeWait::from_row)
+    }
+
+    fn put(&mut self, tw: &TimeWait) {
+        self.live.put(tw.row());
     }
 
     /// Called when a full socket with this tuple goes to CLOSE: did a timewait take it over?
-    pub fn takes_over(&mut self, tuple: &Tuple, netns: u32) -> Handover {
-        let Some(tw) = self
-            .by_tuple
-            .get(&(netns, *tuple))
-            .and_then(|addr| self.live.get_mut(addr))
-        else {
-            return Handover::None;
+    pub fn takes_over(&mut self, tuple: &Tuple, netns: u32, unsure: bool) -> Handover {
+        let found = self.live.latest(netns, tuple).map(TimeWait::from_row);
+        let Some(mut tw) = found.filter(|tw| !tw.handed_over) else {
+            return if unsure {
+                Handover::Unsure
+            } else {
+                Handover::None
+            };
         };
-        if tw.handed_over {
-            return Handover::None;
-        }
         tw.handed_over = true;
+        self.put(&tw);
         if tw.substate == TcpState::FinWait2 {
             Handover::ContinuesFinWait2
         } else {
@@ -94,79 +112,72 @@ impl TimeWaits {
 
     /// On one host both ends are visible: the peer's `CLOSE_WAIT -> LAST_ACK` is the moment its
     /// FIN leaves, turning our FIN_WAIT2-substate timewait (the reversed tuple) into TIME_WAIT.
-    pub fn peer_sent_fin(&mut self, peer: &Tuple, netns: u32, ts_ns: u64) -> Option<Step> {
+    pub fn peer_sent_fin(&mut self, peer: &Tuple, ev: &Event, owners: &Owners) -> Option<Step> {
         let reversed = Tuple::new(peer.remote, peer.remote_port, peer.local, peer.local_port);
-        let addr = *self.by_tuple.get(&(netns, reversed))?;
-        let tw = self.live.get_mut(&addr)?;
+        let mut tw = TimeWait::from_row(self.live.latest(ev.netns, &reversed)?);
         if tw.substate != TcpState::FinWait2 {
             return None;
         }
-        let step = Step {
-            ts_ns,
-            sk: addr,
-            tuple: tw.tuple,
-            netns: tw.netns,
-            owner: tw.owner.clone(),
-            from: TcpState::FinWait2,
-            to: TcpState::TimeWait,
-            dwell_ns: Some(ts_ns.saturating_sub(tw.since_ns)),
-            note: None,
-            end: None,
-        };
+        let (dwell_ns, note) = dwell(tw.since_known, tw.since_ns, ev.ts_ns, None);
+        let step = self.step(&tw, ev.ts_ns, TcpState::TimeWait, dwell_ns, note, owners);
         tw.substate = TcpState::TimeWait;
-        tw.since_ns = ts_ns;
+        tw.since_ns = ev.ts_ns;
+        tw.since_known = true;
+        self.put(&tw);
         Some(step)
     }
 
-    pub fn seed(&mut self, seed: Seed) {
-        self.seeds.insert(seed);
+    pub fn seed(&mut self, seed: Seed, owners: &mut Owners) {
+        self.seeds.insert(seed, owners);
     }
 
     /// A timer event for an address not followed yet may belong to a snapshot TIME_WAIT.
     fn adopt_seed(&mut self, ev: &Event, phase: TimerPhase) {
-        if phase == TimerPhase::Start || self.live.contains_key(&ev.sk) {
+        if phase == TimerPhase::Start || self.live.get(ev.sk).is_some() {
             return;
         }
         let Some(seed) = self.seeds.take(ev.netns, &ev.tuple) else {
             return;
         };
-        self.live.insert(
-            ev.sk,
-            TimeWait {
-                substate: TcpState::TimeWait,
-                started_ns: seed.entered_ns,
-                since_ns: seed.entered_ns,
-                cancel: None,
-                tuple: ev.tuple,
-                netns: ev.netns,
-                owner: seed.owner,
-                role: seed.role,
-                handed_over: true,
-            },
-        );
-        self.by_tuple.insert((ev.netns, ev.tuple), ev.sk);
+        let tw = TimeWait {
+            sk: ev.sk,
+            netns: ev.netns,
+            tuple: ev.tuple,
+            substate: TcpState::TimeWait,
+            started_ns: seed.entered_ns,
+            since_ns: seed.entered_ns,
+            cancel: None,
+            owner: seed.owner,
+            role: seed.role,
+            handed_over: true,
+            start_seen: seed.exact,
+            since_known: seed.exact,
+        };
+        self.put(&tw);
     }
 
     pub fn timer(
         &mut self,
         ev: &Event,
-        phase: TimerPhase,
-        substate: TcpState,
-        closing: Option<Closing>,
+        (phase, substate): (TimerPhase, TcpState),
+        (closing, unsure): (Option<Closing>, bool),
         anomalies: &mut Anomalies,
+        owners: &Owners,
     ) -> Vec<Step> {
         self.adopt_seed(ev, phase);
         match phase {
-            TimerPhase::Start => self.start(ev, substate, closing, anomalies),
+            TimerPhase::Start => self.start(ev, substate, (closing, unsure), anomalies, owners),
             TimerPhase::Cancel => {
-                if let Some(tw) = self.live.get_mut(&ev.sk) {
+                if let Some(mut tw) = self.get(ev.sk) {
                     tw.cancel = Some((ev.ts_ns, substate));
+                    self.put(&tw);
                     self.cancels.push_back((ev.ts_ns, ev.sk));
+                    self.forget_stale_cancels();
                 }
                 Vec::new()
             }
-            TimerPhase::Expire if self.live.contains_key(&ev.sk) => {
-                self.end(ev.sk, ev.ts_ns, substate, Note::Expired)
+            TimerPhase::Expire if self.live.get(ev.sk).is_some() => {
+                self.end(ev.sk, ev.ts_ns, substate, Note::Expired, owners)
             }
             TimerPhase::Expire => {
                 anomalies.timewait_start_not_seen += 1;
@@ -175,7 +186,7 @@ impl TimeWaits {
                     sk: ev.sk,
                     tuple: ev.tuple,
                     netns: ev.netns,
-                    owner: Owner::default(),
+                    owner: Default::default(),
                     from: substate,
                     to: TcpState::Close,
                     dwell_ns: None,
@@ -186,27 +197,43 @@ impl TimeWaits {
         }
     }
 
+    /// Cancels are settled by time; if time stalls, drop those whose timewait moved on, so
+    /// the queue stays within the table's size.
+    fn forget_stale_cancels(&mut self) {
+        if self.cancels.len() > 2 * self.live.len() + 1024 {
+            let live = &self.live;
+            self.cancels.retain(|&(at, addr)| {
+                live.get(addr)
+                    .and_then(|row| TimeWait::from_row(row).cancel)
+                    .is_some_and(|(cancel_at, _)| cancel_at == at)
+            });
+        }
+    }
+
     fn start(
         &mut self,
         ev: &Event,
         substate: TcpState,
-        closing: Option<Closing>,
+        (closing, unsure): (Option<Closing>, bool),
         anomalies: &mut Anomalies,
+        owners: &Owners,
     ) -> Vec<Step> {
         let mut steps = Vec::new();
-        if let Some(tw) = self.live.get(&ev.sk) {
+        if let Some(mut tw) = self.get(ev.sk) {
             // A re-arm keeps its tuple; a handover or another tuple means a new timewait.
             if closing.is_none() && tw.tuple == ev.tuple {
-                return self.rearm(ev, substate).into_iter().collect();
+                // Or a new timewait of an evicted full socket: then neither start is known.
+                if unsure && tw.substate == substate {
+                    (tw.start_seen, tw.since_known) = (false, false);
+                }
+                return self.rearm(tw, ev, substate, owners).into_iter().collect();
             }
             // A new timewait at the address of one that was killed: end the old life first.
-            match self.live.get(&ev.sk).and_then(|tw| tw.cancel) {
-                Some((at, old_substate)) => {
-                    steps.extend(self.end(ev.sk, at, old_substate, Note::EndedEarly))
-                }
+            match tw.cancel {
+                Some((at, old)) => steps.extend(self.end(ev.sk, at, old, Note::EndedEarly, owners)),
                 None => {
                     anomalies.timewait_start_not_seen += 1;
-                    self.forget(ev.sk);
+                    self.live.remove(ev.sk);
                 }
             }
         }
@@ -217,124 +244,138 @@ impl TimeWaits {
             }
             _ => ev.ts_ns,
         };
-        let role = closing.as_ref().map_or(super::Role::Unknown, |c| c.role);
-        let owner = closing.map(|c| c.owner).unwrap_or_default();
-        self.live.insert(
-            ev.sk,
-            TimeWait {
-                substate,
-                started_ns: ev.ts_ns,
-                since_ns,
-                cancel: None,
-                tuple: ev.tuple,
-                netns: ev.netns,
-                owner: owner.clone(),
-                role,
-                handed_over: false,
-            },
-        );
-        self.by_tuple.insert((ev.netns, ev.tuple), ev.sk);
+        let start_seen = closing.is_some() || !unsure;
+        let tw = TimeWait {
+            sk: ev.sk,
+            netns: ev.netns,
+            tuple: ev.tuple,
+            substate,
+            started_ns: ev.ts_ns,
+            since_ns,
+            cancel: None,
+            owner: closing.as_ref().map_or(0, |c| c.owner),
+            role: closing.as_ref().map_or(super::Role::Unknown, |c| c.role),
+            handed_over: false,
+            start_seen,
+            since_known: start_seen && (closing.is_some() || substate != TcpState::FinWait2),
+        };
+        self.put(&tw);
         // An orphaned FIN_WAIT2 goes on quietly; the line worth printing is TIME_WAIT's start.
         if substate == TcpState::TimeWait {
-            steps.push(Step {
-                ts_ns: ev.ts_ns,
-                sk: ev.sk,
-                tuple: ev.tuple,
-                netns: ev.netns,
-                owner,
-                from,
-                to: TcpState::TimeWait,
-                dwell_ns: None,
-                note: None,
-                end: None,
-            });
+            let mut step = self.step(&tw, ev.ts_ns, TcpState::TimeWait, None, None, owners);
+            step.from = from;
+            steps.push(step);
         }
         steps
     }
 
     /// A re-arm of a live timewait: a substate change or a refreshed timeout.
-    fn rearm(&mut self, ev: &Event, substate: TcpState) -> Option<Step> {
-        let tw = self.live.get_mut(&ev.sk)?;
+    fn rearm(&mut self, mut tw: TimeWait, ev: &Event, sub: TcpState, o: &Owners) -> Option<Step> {
         tw.cancel = None;
-        if tw.substate == substate {
+        if tw.substate == sub {
+            self.put(&tw);
             return None;
         }
-        let step = Step {
-            ts_ns: ev.ts_ns,
-            sk: ev.sk,
-            tuple: tw.tuple,
-            netns: tw.netns,
-            owner: tw.owner.clone(),
-            from: tw.substate,
-            to: substate,
-            dwell_ns: Some(ev.ts_ns.saturating_sub(tw.since_ns)),
-            note: None,
-            end: None,
-        };
-        tw.substate = substate;
+        let (dwell_ns, note) = dwell(tw.since_known, tw.since_ns, ev.ts_ns, None);
+        let step = self.step(&tw, ev.ts_ns, sub, dwell_ns, note, o);
+        tw.substate = sub;
         tw.since_ns = ev.ts_ns;
+        tw.since_known = true;
+        self.put(&tw);
         Some(step)
     }
 
-    fn forget(&mut self, addr: u64) -> Option<TimeWait> {
-        let tw = self.live.remove(&addr)?;
-        if self.by_tuple.get(&(tw.netns, tw.tuple)) == Some(&addr) {
-            self.by_tuple.remove(&(tw.netns, tw.tuple));
-        }
-        Some(tw)
+    /// A step of `tw` from its substate to `to` at `ts_ns`.
+    fn step(
+        &self,
+        tw: &TimeWait,
+        ts_ns: u64,
+        to: TcpState,
+        dwell_ns: Option<u64>,
+        note: Option<Note>,
+        owners: &Owners,
+    ) -> Step {
+        #[rustfmt::skip]
+        let step = Step {
+            ts_ns, sk: tw.sk, tuple: tw.tuple, netns: tw.netns, owner: owners.owner(tw.owner),
+            from: tw.substate, to, dwell_ns, note, end: None,
+        };
+        step
     }
 
     /// Ends a timewait at `at_ns`; `final_substate` is what the kernel reported at the end.
-    fn end(&mut self, addr: u64, at_ns: u64, final_substate: TcpState, note: Note) -> Vec<Step> {
-        let Some(mut tw) = self.forget(addr) else {
+    fn end(
+        &mut self,
+        addr: u64,
+        at_ns: u64,
+        final_substate: TcpState,
+        note: Note,
+        owners: &Owners,
+    ) -> Vec<Step> {
+        let Some(mut tw) = self.live.remove(addr).map(TimeWait::from_row) else {
             return Vec::new();
         };
         let mut steps = Vec::new();
         if tw.substate == TcpState::FinWait2 && final_substate == TcpState::TimeWait {
             // The FIN arrived without a visible re-arm: FIN_WAIT2 is known up to the
             // timewait's start, TIME_WAIT is counted from there.
-            steps.push(Step {
-                ts_ns: tw.started_ns,
-                sk: addr,
-                tuple: tw.tuple,
-                netns: tw.netns,
-                owner: tw.owner.clone(),
-                from: TcpState::FinWait2,
-                to: TcpState::TimeWait,
-                dwell_ns: Some(tw.started_ns.saturating_sub(tw.since_ns)),
-                note: None,
-                end: None,
-            });
+            let (dwell_ns, fw2_note) = dwell(tw.since_known, tw.since_ns, tw.started_ns, None);
+            let started = tw.started_ns;
+            steps.push(self.step(&tw, started, TcpState::TimeWait, dwell_ns, fw2_note, owners));
             tw.substate = TcpState::TimeWait;
             tw.since_ns = tw.started_ns;
+            tw.since_known = tw.start_seen;
         }
-        steps.push(Step {
-            ts_ns: at_ns,
-            sk: addr,
-            tuple: tw.tuple,
-            netns: tw.netns,
-            owner: tw.owner,
-            from: tw.substate,
-            to: TcpState::Close,
-            dwell_ns: Some(at_ns.saturating_sub(tw.since_ns)),
-            note: Some(note),
-            end: None,
-        });
+        let (dwell_ns, note) = dwell(tw.since_known, tw.since_ns, at_ns, Some(note));
+        steps.push(self.step(&tw, at_ns, TcpState::Close, dwell_ns, note, owners));
         steps
     }
 
-    pub fn in_progress(&self, now_ns: u64) -> Vec<InProgress> {
+    pub fn in_progress<'a>(
+        &'a self,
+        now_ns: u64,
+        owners: &'a Owners,
+    ) -> impl Iterator<Item = InProgress> + 'a {
         self.live
-            .values()
-            .map(|tw| InProgress {
+            .iter()
+            .map(TimeWait::from_row)
+            .map(move |tw| InProgress {
                 state: tw.substate,
                 age_ns: now_ns.saturating_sub(tw.since_ns),
                 tuple: tw.tuple,
-                exact: true,
+                exact: tw.since_known,
                 role: tw.role,
-                owner: tw.owner.clone(),
+                owner: owners.owner(tw.owner),
             })
-            .chain(self.seeds.in_progress(now_ns))
-            .collect()
+            .chain(self.seeds.in_progress(now_ns, owners))
+    }
+
+    /// (state, age, exact) of each timewait in progress, without building an [`InProgress`].
+    pub fn ages(&self, now_ns: u64) -> impl Iterator<Item = (TcpState, u64, bool)> + '_ {
+        let live = self.live.iter().map(TimeWait::from_row);
+        live.map(move |tw| {
+            (
+                tw.substate,
+                now_ns.saturating_sub(tw.since_ns),
+                tw.since_known,
+            )
+        })
+        .chain(self.seeds.ages(now_ns))
+    }
+
+    /// Timewaits followed, and snapshot TIME_WAITs not yet seen live.
+    pub fn tracked(&self) -> usize {
+        self.live.len() + self.seeds.len()
+    }
+
+    /// Evictions of (timewaits, snapshot TIME_WAITs).
+    pub fn evicted(&self) -> (u64, u64) {
+        (self.live.evicted(), self.seeds.evicted())
+    }
+
+    /// Every owner id held, to mark or renumber them.
+    pub fn owners_mut(&mut self, f: &mut dyn FnMut(&mut u32)) {
+        self.live.owners_mut(f);
+        self.seeds.owners_mut(f);
     }
 }

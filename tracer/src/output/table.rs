@@ -1,6 +1,9 @@
 //! The per-state summary table printed every interval and at exit.
 use super::duration::human;
-use crate::stats::StateSummary;
+use crate::{
+    model::{Open, TcpState},
+    stats::{StateStats, StateSummary},
+};
 
 /// Counters shown under every table so no loss is silent.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
@@ -8,6 +11,32 @@ pub struct Counters {
     pub events: u64,
     pub lost: u64,
     pub undecodable: u64,
+    /// Sockets (and timewaits, listeners, snapshot sockets, held ends) the model dropped
+    /// because its tables were full: their later transitions give no duration.
+    pub evicted: u64,
+    /// The full-socket cap (`--max-sockets`) those tables are sized from.
+    pub max_sockets: u64,
+}
+
+/// One summary per state that saw any activity, in the kernel's state order, with the sockets
+/// still in each state counted in the model's tables ([`crate::model::Model::open_by_state`])
+/// rather than copied out of them: a million open sockets would take 130 MiB for a moment.
+pub fn summaries(stats: &StateStats, open: &[Open]) -> Vec<StateSummary> {
+    TcpState::ALL
+        .into_iter()
+        .map(|state| summary(stats, state, open))
+        .filter(|s| s.count + s.in_progress + s.start_not_seen > 0)
+        .collect()
+}
+
+pub fn summary(stats: &StateStats, state: TcpState, open: &[Open]) -> StateSummary {
+    let mut summary = stats.summary(state, &[]);
+    if let Some(o) = open.get(state.index()) {
+        summary.in_progress = o.count;
+        summary.oldest_in_progress_ns = o.oldest_ns;
+        summary.oldest_in_progress_exact = o.oldest_exact;
+    }
+    summary
 }
 
 fn opt(count: u64, ns: u64) -> String {
@@ -46,14 +75,50 @@ pub fn text(rows: &[StateSummary], counters: &Counters, title: &str) -> String {
         ));
     }
     out.push_str(&format!(
-        "events: {} received, {} lost{}\n",
+        "events: {} received, {} lost{}{}\n",
         counters.events,
         counters.lost,
         if counters.undecodable > 0 {
             format!(", {} undecodable", counters.undecodable)
         } else {
             String::new()
-        }
+        },
+        evicted(counters),
     ));
     out
+}
+
+/// Said only when it happened, like undecodable events; then it must not be missed: those
+/// sockets' durations are missing (NO-START counts them when they next change).
+fn evicted(counters: &Counters) -> String {
+    match counters.evicted {
+        0 => String::new(),
+        n => format!(
+            ", {n} sockets evicted (table full at {}; see --max-sockets)",
+            counters.max_sockets
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_footer_says_how_many_sockets_were_evicted_only_when_some_were() {
+        let mut counters = Counters {
+            events: 35,
+            max_sockets: 1_000_000,
+            ..Counters::default()
+        };
+        let last = |c: &Counters| text(&[], c, "t").lines().last().map(str::to_owned);
+        assert_eq!(
+            last(&counters).as_deref(),
+            Some("events: 35 received, 0 lost")
+        );
+        counters.evicted = 12;
+        let expected = "events: 35 received, 0 lost, 12 sockets evicted (table full at 1000000; \
+                        see --max-sockets)";
+        assert_eq!(last(&counters).as_deref(), Some(expected));
+    }
 }

@@ -1,7 +1,9 @@
 //! Loads and attaches the eBPF programs and reads their ring buffer. The only code that needs
 //! root; everything downstream consumes plain [`RawEvent`]s.
+mod lost;
 mod offsets;
 mod privilege;
+pub mod timewait;
 
 use std::os::fd::AsRawFd;
 
@@ -19,16 +21,9 @@ use tracer_common::{
 pub use offsets::{Member, kernel_offsets, member};
 pub use privilege::check_can_trace;
 
-/// Programs and the kernel tracepoint each attaches to (tp_btf: no tracefs needed).
-const TRACEPOINTS: [&str; 6] = [
-    "inet_sock_set_state",
-    "tcp_send_reset",
-    "tcp_receive_reset",
-    "timer_start",
-    "timer_expire_entry",
-    "timer_cancel",
-];
-const TIMER_TRACEPOINTS: [&str; 3] = ["timer_start", "timer_expire_entry", "timer_cancel"];
+/// Programs always attached, each named after its tracepoint (tp_btf: no tracefs needed). The
+/// TIME_WAIT hooks are chosen by [`timewait::attach`].
+const TRACEPOINTS: [&str; 3] = ["inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset"];
 
 /// Default ring buffer size: 16 MiB holds ~190k events, several seconds of a very busy host.
 pub const DEFAULT_RING_BYTES: u32 = 16 * 1024 * 1024;
@@ -38,8 +33,10 @@ pub struct Probe {
     ebpf: Ebpf,
     ring: AsyncFd<RingBufFd>,
     lost: PerCpuArray<MapData, u64>,
-    /// False when `tw_timer_handler` could not be found: TIME_WAIT is then not followed.
+    /// False when no TIME_WAIT path could be attached: TIME_WAIT is then not followed.
     pub timewait_supported: bool,
+    /// The hooks that follow TIME_WAIT (fentry, timer or none, and why).
+    pub timewait: timewait::Path,
 }
 
 /// Newtype so the ring buffer can live in an `AsyncFd`.
@@ -66,15 +63,21 @@ fn tw_timer_handler() -> Option<u64> {
 }
 
 impl Probe {
-    /// Checks privileges, reads offsets from BTF, loads and attaches every program.
+    /// Checks privileges, reads offsets from BTF, loads and attaches every program, with the
+    /// TIME_WAIT path chosen by [`timewait::HOOKS_ENV`] (default: fentry, else the timer
+    /// hooks, else none), which it names on stderr.
     pub fn attach(filter: &FilterConfig, ring_bytes: u32) -> Result<Probe> {
         check_can_trace()?;
+        let choice = timewait::Choice::from_env()?;
         let btf_rs = btf_rs::Btf::from_file(privilege::VMLINUX_BTF)
             .map_err(|e| anyhow!("{e}"))
             .context("reading kernel BTF")?;
         let offsets = kernel_offsets(&btf_rs).context("reading struct offsets from kernel BTF")?;
-        let tw_handler = tw_timer_handler();
-        let handler_value = tw_handler.unwrap_or(0);
+        let kernel = timewait::Kernel {
+            hashdance: offsets::has_function(&btf_rs, "inet_twsk_hashdance_schedule"),
+            tw_timer_handler: tw_timer_handler(),
+        };
+        let handler_value = kernel.tw_timer_handler.unwrap_or(0);
         let btf = aya::Btf::from_sys_fs().context("parsing kernel BTF")?;
         // The per-socket maps of owner filters take memory only when one is set.
         let owner_filter = filter.owner_match != 0;
@@ -84,6 +87,7 @@ impl Probe {
             .override_global("OFFSETS", &offsets, true)
             .override_global("FILTER", filter, true)
             .override_global("TW_TIMER_HANDLER", &handler_value, true)
+            .override_global("TW_START_IN_HASHDANCE", &u32::from(kernel.hashdance), true)
             .map_max_entries("EVENTS", ring_bytes)
             .map_max_entries(fm::SOCKETS, entries(fm::SOCKETS_ENTRIES))
             .map_max_entries(fm::TUPLES, entries(fm::TUPLES_ENTRIES))
@@ -94,9 +98,6 @@ impl Probe {
             )))
             .context("loading the eBPF programs")?;
         for name in TRACEPOINTS {
-            if tw_handler.is_none() && TIMER_TRACEPOINTS.contains(&name) {
-                continue;
-            }
             let program: &mut BtfTracePoint = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))?
@@ -108,6 +109,11 @@ impl Probe {
                 .attach()
                 .with_context(|| format!("attaching to tracepoint {name}"))?;
         }
+        let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
+        match &path {
+            timewait::Path::None(_) => eprintln!("warning: {path}"),
+            _ => eprintln!("{path}"),
+        }
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         Ok(Probe {
@@ -118,7 +124,8 @@ impl Probe {
                 .map_err(std::io::Error::from)
                 .context("polling the ring buffer")?,
             lost,
-            timewait_supported: tw_handler.is_some(),
+            timewait_supported: path.followed(),
+            timewait: path,
         })
     }
 
@@ -190,12 +197,22 @@ impl Probe {
         Ok(())
     }
 
-    /// Events the kernel side could not queue because the ring buffer was full.
+    /// Events lost: those the kernel side could not queue because the ring buffer was full,
+    /// plus the program runs the kernel skipped ([`Probe::missed_by_kernel`]).
     pub fn lost(&self) -> Result<u64> {
         let per_cpu = self
             .lost
             .get(&0, 0)
             .context("reading the lost-events counter")?;
-        Ok(per_cpu.iter().sum())
+        let ring: Vec<u64> = per_cpu.iter().copied().collect();
+        Ok(lost::total_lost(&ring, &[self.missed_by_kernel()?]))
+    }
+
+    /// Runs of the loaded programs that the kernel skipped because the same program was
+    /// already running on that CPU (`recursion_misses`, Linux 5.12+; 0 before). Each may have
+    /// been an event; a skipped timer hook may also have been for a timer that was not a
+    /// timewait socket's, so this is an upper bound.
+    pub fn missed_by_kernel(&self) -> Result<u64> {
+        lost::missed_by_kernel(&self.ebpf)
     }
 }

@@ -91,3 +91,9 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         timer_function: at("timer_list", "function")?,
     })
 }
+
+/// Whether the kernel has a function of that name (a BTF FUNC: it can be hooked by fentry).
+pub fn has_function(btf: &Btf, name: &str) -> bool {
+    btf.resolve_types_by_name(name)
+        .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
+}

@@ -1,4 +1,6 @@
 //! Connection ends counted per service (or per process) and role: who closed first, how often.
+//! The daemon's totals grow with the services seen; the copies it keeps per time slot
+//! ([`CloseStats::limited`]) hold a bounded number of groups and fold the rest into `other`.
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -6,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{CloseKind, End, Owner, Role, Service, Step};
 
 /// What a row groups by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum GroupBy {
     Service,
     Process,
@@ -24,7 +26,35 @@ enum Key {
         pid: u32,
         role: Role,
     },
+    /// The ends a limited collection had no room to group apart.
+    Other {
+        by: GroupBy,
+        role: Role,
+    },
 }
+
+impl Key {
+    fn grouping(&self) -> GroupBy {
+        match self {
+            Key::Service { .. } => GroupBy::Service,
+            Key::Process { .. } => GroupBy::Process,
+            Key::Other { by, .. } => *by,
+        }
+    }
+
+    fn role(&self) -> Role {
+        match self {
+            Key::Service { role, .. } | Key::Process { role, .. } | Key::Other { role, .. } => {
+                *role
+            }
+        }
+    }
+}
+
+/// What an `other` row says in the service (or process) column.
+pub const OTHER: &str = "other";
+/// Owners a limited collection counts per group, to name the row's top process (usually one).
+const OWNERS_KEPT: usize = 2;
 
 /// One row: counts of each way connections ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +94,20 @@ impl CloseRow {
         }
     }
 
+    /// Adds another row's counts (its names are not taken).
+    fn absorb(&mut self, other: &CloseRow) {
+        self.ended += other.ended;
+        self.local_first += other.local_first;
+        self.peer_first += other.peer_first;
+        self.simultaneous += other.simultaneous;
+        self.rst_sent += other.rst_sent;
+        self.rst_received += other.rst_received;
+        self.connect_failed += other.connect_failed;
+        self.handshake_incomplete += other.handshake_incomplete;
+        self.aborted += other.aborted;
+        self.timewait += other.timewait;
+    }
+
     fn add(&mut self, end: &End) {
         self.ended += 1;
         self.timewait += u64::from(end.timewait);
@@ -80,19 +124,78 @@ impl CloseRow {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 struct Group {
     row: CloseRow,
     owners: HashMap<Owner, u64>,
 }
 
 /// Every connection end seen, grouped both ways so either view is instant.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CloseStats {
     groups: BTreeMap<Key, Group>,
+    /// Groups kept apart per grouping (then `other`); `None`: no limit.
+    limit: Option<usize>,
+    /// Groups per grouping (service, process), `other` excluded.
+    grouped: [usize; 2],
 }
 
 impl CloseStats {
+    /// At most `groups` services and `groups` processes, each with a few owners counted; further
+    /// ends go to one `other` row per role. Its memory is bounded whatever the traffic.
+    pub fn limited(groups: usize) -> CloseStats {
+        CloseStats {
+            limit: Some(groups),
+            ..CloseStats::default()
+        }
+    }
+
+    /// Groups held (`other` rows included): what the memory grows with.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The group for `key`, or the `other` one when a limited collection is full.
+    fn group(&mut self, key: Key) -> &mut Group {
+        let by = key.grouping();
+        let full = self
+            .limit
+            .is_some_and(|limit| self.grouped[by as usize] >= limit);
+        let key = if matches!(key, Key::Other { .. }) || self.groups.contains_key(&key) || !full {
+            key
+        } else {
+            Key::Other {
+                by,
+                role: key.role(),
+            }
+        };
+        if !matches!(key, Key::Other { .. }) && !self.groups.contains_key(&key) {
+            self.grouped[by as usize] += 1;
+        }
+        self.groups.entry(key).or_default()
+    }
+
+    /// Counts `n` connections of `owner` in `group` (a limited collection names only a few).
+    fn own(group: &mut Group, owner: &Owner, n: u64, limited: bool) {
+        if let Some(count) = group.owners.get_mut(owner) {
+            *count += n;
+        } else if !limited || group.owners.len() < OWNERS_KEPT {
+            group.owners.insert(owner.clone(), n);
+        }
+    }
+
+    /// Adds everything `other` counted (bounded again if this one is limited).
+    pub fn merge(&mut self, other: &CloseStats) {
+        let limited = self.limit.is_some();
+        for (key, theirs) in &other.groups {
+            let group = self.group(key.clone());
+            group.row.absorb(&theirs.row);
+            for (owner, &n) in &theirs.owners {
+                CloseStats::own(group, owner, n, limited);
+            }
+        }
+    }
+
     pub fn record(&mut self, step: &Step) {
         let Some(end) = step.end else { return };
         let keys = [
@@ -107,10 +210,11 @@ impl CloseStats {
                 role: end.role,
             },
         ];
+        let limited = self.limit.is_some();
         for key in keys {
-            let group = self.groups.entry(key).or_default();
+            let group = self.group(key);
             group.row.add(&end);
-            *group.owners.entry(step.owner.clone()).or_default() += 1;
+            CloseStats::own(group, &step.owner, 1, limited);
         }
     }
 
@@ -150,6 +254,18 @@ impl CloseStats {
                     (Key::Process { role, .. }, GroupBy::Process) => {
                         row.service = "*".into();
                         row.role = role.to_string();
+                    }
+                    (Key::Other { by: b, role }, by) if *b == by => {
+                        row.role = role.to_string();
+                        row.service = match by {
+                            GroupBy::Service => OTHER.into(),
+                            GroupBy::Process => "*".into(),
+                        };
+                        if by == GroupBy::Process {
+                            row.process = OTHER.into();
+                            row.pid = 0;
+                            row.cgroup_id = 0;
+                        }
                     }
                     _ => return None,
                 }

@@ -1,5 +1,6 @@
 //! Per-state dwell-time histograms (hdrhistogram, nanoseconds, 3 significant digits).
 pub mod closes;
+pub mod window;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{InProgress, Note, Step, TcpState};
 
 /// Longest dwell a histogram can hold exactly: 30 days. Longer values are clamped, not dropped.
-const MAX_TRACKABLE_NS: u64 = 30 * 24 * 3600 * 1_000_000_000;
+pub(crate) const MAX_TRACKABLE_NS: u64 = 30 * 24 * 3600 * 1_000_000_000;
 
 /// Time spent in each state, one histogram per state.
 pub struct StateStats {
@@ -53,6 +54,16 @@ impl StateStats {
         StateStats {
             histograms,
             start_not_seen: [0; 11],
+        }
+    }
+
+    /// Statistics made elsewhere (merged from time slots): one histogram per state, in
+    /// [`TcpState::ALL`] order, and the states' `start_not_seen` counts.
+    pub fn from_parts(histograms: Vec<Histogram<u64>>, start_not_seen: [u64; 11]) -> Self {
+        debug_assert_eq!(histograms.len(), TcpState::ALL.len());
+        StateStats {
+            histograms,
+            start_not_seen,
         }
     }
 

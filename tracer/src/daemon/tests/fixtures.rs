@@ -12,8 +12,10 @@ use tracer_common::{FilterConfig, RawEvent, kind, tcp_state};
 
 use crate::{
     commands::collect::{Collector, Sink},
+    daemon::server::View,
     model::Step,
     recording::{Header, Record},
+    stats::{closes::CloseStats, window::History},
 };
 
 pub(super) struct TempDir(pub(super) PathBuf);
@@ -59,10 +61,37 @@ fn change(ts_ns: u64, sk: u64, old: u8, new: u8) -> Record {
     Record::Event(raw)
 }
 
-struct Nothing;
+/// What a daemon answers from: the collector, its close statistics and its history.
+pub(super) struct Collected {
+    pub(super) collector: Collector,
+    pub(super) closes: CloseStats,
+    pub(super) history: History,
+}
 
-impl Sink for Nothing {
-    fn step(&mut self, _: &Step) -> Result<()> {
+impl Collected {
+    pub(super) fn view(&self) -> View<'_> {
+        View {
+            collector: &self.collector,
+            closes: &self.closes,
+            history: &self.history,
+        }
+    }
+}
+
+/// Records as `tracer run` does for its control socket.
+struct Daemonish {
+    closes: CloseStats,
+    history: History,
+}
+
+impl Sink for Daemonish {
+    fn raw(&mut self, raw: &RawEvent) -> Result<()> {
+        self.history.count_event(raw.ts_ns);
+        Ok(())
+    }
+    fn step(&mut self, step: &Step) -> Result<()> {
+        self.closes.record(step);
+        self.history.record(step);
         Ok(())
     }
     fn tick(&mut self, _: &Collector) -> Result<()> {
@@ -70,9 +99,13 @@ impl Sink for Nothing {
     }
 }
 
-/// A replayed collector (no root): 30 connections established for 1 ms .. 3 s, and one
-/// still established at the end.
-pub(super) fn collector(dir: &Path) -> Collector {
+/// The daemon's history slots in these tests: 1 s (edges on whole seconds of the recording).
+pub(super) const SLOT: Duration = Duration::from_secs(1);
+
+/// A replayed collector (no root): 30 connections established for 3 ms .. 2.7 s (the n-th
+/// for 3 ms × n²), closing by aborts, and one still established at the end, 4 s after the
+/// start; with its close statistics and a history of [`SLOT`] slots.
+pub(super) fn collected(dir: &Path) -> Collected {
     let header = Header {
         flags: crate::recording::format::FLAG_TIMEWAIT_FOLLOWED,
         start_boot_ns: START,
@@ -107,10 +140,25 @@ pub(super) fn collector(dir: &Path) -> Collector {
     let path = dir.join("rec.trc");
     fs::write(&path, bytes).unwrap();
     let mut collector = Collector::replay(&path, &FilterConfig::default()).unwrap();
+    let history = History::new(SLOT, collector.clock().realtime_ns(0));
+    let mut sink = Daemonish {
+        closes: CloseStats::default(),
+        history,
+    };
     let rt = runtime();
-    rt.block_on(collector.run(None, Duration::from_secs(1), &mut Nothing))
+    rt.block_on(collector.run(None, Duration::from_secs(1), &mut sink))
         .unwrap();
-    collector
+    sink.history.advance(collector.now_ns());
+    Collected {
+        collector,
+        closes: sink.closes,
+        history: sink.history,
+    }
+}
+
+/// Only the collector of [`collected`].
+pub(super) fn collector(dir: &Path) -> Collector {
+    collected(dir).collector
 }
 
 pub(super) fn runtime() -> tokio::runtime::Runtime {

@@ -2,7 +2,7 @@
 use serde_json::Value;
 use tracer_common::{AF_INET, FilterConfig};
 
-use crate::daemon::protocol::*;
+use crate::daemon::{protocol::*, window::Window};
 use crate::{model::TcpState, stats::closes::GroupBy};
 
 fn refusal(line: &str) -> Refusal {
@@ -18,8 +18,17 @@ fn requests_round_trip() {
         Query::Closes(GroupBy::Service),
         Query::Closes(GroupBy::Process),
     ] {
-        for filter_id in [None, Some(filter_id(&FilterConfig::default()))] {
-            let request = Request { query, filter_id };
+        for (filter_id, window) in [
+            (None, None),
+            (Some(filter_id(&FilterConfig::default())), None),
+            (None, Some(Window::Last(300_000_000_000))),
+            (None, Some(Window::Since(1_780_000_000_123_456_789))),
+        ] {
+            let request = Request {
+                query,
+                filter_id,
+                window,
+            };
             let line = request.to_line();
             assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
             assert_eq!(Request::parse(line.trim_end().as_bytes()), Ok(request));
@@ -90,6 +99,36 @@ fn malformed_requests_are_refused_with_a_reason() {
             ErrorCode::BadRequest,
             "'port'",
         ),
+        (
+            r#"{"v":1,"query":"ping","last_ns":5,"start":"2026-11-28T14:00:00Z"}"#,
+            ErrorCode::BadRequest,
+            "not both",
+        ),
+        (
+            r#"{"v":1,"query":"ping","last_ns":0}"#,
+            ErrorCode::BadRequest,
+            "more than 0",
+        ),
+        (
+            r#"{"v":1,"query":"ping","last_ns":"5m"}"#,
+            ErrorCode::BadRequest,
+            "malformed",
+        ),
+        (
+            r#"{"v":1,"query":"ping","last_ns":-1}"#,
+            ErrorCode::BadRequest,
+            "malformed",
+        ),
+        (
+            r#"{"v":1,"query":"ping","start":"14:00"}"#,
+            ErrorCode::BadRequest,
+            "RFC 3339",
+        ),
+        (
+            r#"{"v":1,"query":"ping","start":"9999-12-31T23:59:59Z"}"#,
+            ErrorCode::BadRequest,
+            "out of range",
+        ),
     ] {
         let r = refusal(line);
         assert_eq!(r.code, code, "{line}: {r:?}");
@@ -124,6 +163,7 @@ fn responses_round_trip() {
         lost: 0,
         undecodable: 0,
         filter: "all TCP traffic".into(),
+        interval: None,
     };
     let ok = Response::success(42, status, serde_json::json!([{"count": 1}]));
     let line = ok.to_line();

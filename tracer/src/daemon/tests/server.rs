@@ -9,18 +9,22 @@ use std::{
 use serde_json::Value;
 use tracer_common::FilterConfig;
 
-use super::fixtures::{CONNECTIONS, S, TempDir, collector, runtime};
+use super::{
+    fixtures::{CONNECTIONS, S, SLOT, TempDir, collector},
+    serving::Serving,
+};
 use crate::{
     commands::histogram::HistogramJson,
     daemon::{
         client::{Reply, ask},
-        protocol::{ALL_TRAFFIC, ErrorCode, Query, Request, Response, SINCE_START, filter_id},
-        server::{Context, Server},
-        socket::bind,
+        protocol::{
+            ALL_TRAFFIC, ErrorCode, INTERVAL, Query, Request, Response, SINCE_START, filter_id,
+        },
+        window::Window,
     },
     model::TcpState,
     output::chart,
-    stats::closes::{CloseStats, GroupBy},
+    stats::{closes::GroupBy, window::sparse::FULL_BITS},
 };
 
 /// One raw exchange: writes `bytes` and ends its side, returns every line read until the
@@ -41,7 +45,7 @@ fn exchange(path: &Path, bytes: &[u8]) -> Vec<Value> {
 
 fn answered(path: &Path, request: &Request) -> crate::daemon::client::Answer {
     match ask(path, request).unwrap() {
-        Reply::Answered(answer) => answer,
+        Reply::Answered(answer) => *answer,
         other => panic!("{other:?}"),
     }
 }
@@ -73,8 +77,8 @@ fn client_side(path: &Path) {
     };
     ports.ports[0] = 80;
     let other = Request {
-        query: Query::Ping,
         filter_id: Some(filter_id(&ports)),
+        ..Request::new(Query::Ping)
     };
     match ask(path, &other).unwrap() {
         Reply::OtherFilter { message, .. } => assert!(message.contains(ALL_TRAFFIC)),
@@ -103,34 +107,93 @@ fn client_side(path: &Path) {
     assert_eq!(answered(path, &ping).answer, "pong");
 }
 
+/// `query` over the last `last` (or since a wall-clock time), answered.
+fn windowed(path: &Path, query: Query, window: Window) -> crate::daemon::client::Answer {
+    answered(
+        path,
+        &Request {
+            window: Some(window),
+            ..Request::new(query)
+        },
+    )
+}
+
+/// Intervals: the fixture's connections end 3 ms × n² after they start, the recording lasts
+/// 4 s, and the history has 1 s slots on whole seconds of it.
+fn windows(path: &Path) {
+    let slot_ns = u64::try_from(SLOT.as_nanos()).unwrap();
+    // The last 2 s: from the slot edge at 2 s, where connections 26..=30 ended.
+    let query = Query::Histogram(TcpState::Established);
+    let last = windowed(path, query, Window::Last(2 * S));
+    assert_eq!(last.status.window, INTERVAL);
+    let interval = last.status.interval.clone().expect("an interval");
+    assert_eq!(interval.slot_ns, slot_ns);
+    assert_eq!(interval.duration_ns, 2 * S);
+    assert_eq!(interval.significant_bits, FULL_BITS);
+    assert!(interval.note.is_none(), "{interval:?}");
+    assert_eq!(last.status.collected_ns, 2 * S);
+    let h: HistogramJson = serde_json::from_value(last.answer).unwrap();
+    assert_eq!(h.summary.count, 5, "{h:?}");
+    let equivalent = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    assert_eq!(
+        h.summary.min_ns,
+        equivalent.lowest_equivalent(3_000_000 * 26 * 26)
+    );
+    assert_eq!(h.summary.in_progress, 1, "sockets still in it, as of now");
+    let whole = answered(path, &Request::new(query));
+    let whole: HistogramJson = serde_json::from_value(whole.answer).unwrap();
+    assert_eq!(h.summary.max_ns, whole.summary.max_ns);
+    let rows = windowed(path, Query::Closes(GroupBy::Service), Window::Last(2 * S)).answer;
+    let ended: u64 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ended"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ended, 5, "{rows}");
+    // The last 1.5 s start at 2.5 s: rounded down to the slot edge at 2 s.
+    let half = windowed(path, query, Window::Last(S + S / 2));
+    let half = half.status.interval.unwrap();
+    assert_eq!(
+        half.duration_ns,
+        2 * S,
+        "the start goes back to a slot edge"
+    );
+    assert_ne!(half.requested, half.start);
+
+    // Before the daemon started: everything since its start, and a note saying so.
+    let all = windowed(path, query, Window::Last(60 * S));
+    assert_eq!(all.status.window, SINCE_START);
+    let interval = all.status.interval.expect("an interval");
+    assert_eq!(interval.slot_ns, 0);
+    assert_eq!(interval.duration_ns, 4 * S);
+    assert!(interval.note.unwrap().contains("the daemon started at"));
+    let h: HistogramJson = serde_json::from_value(all.answer).unwrap();
+    assert_eq!(h.summary.count, CONNECTIONS);
+
+    // A start in the future is refused, and says why.
+    let future = Request {
+        window: Some(Window::Since(i64::MAX / 2)),
+        ..Request::new(Query::Ping)
+    };
+    let reply = exchange(path, future.to_line().as_bytes());
+    assert_eq!(reply[0]["code"], "bad_request", "{reply:?}");
+    assert!(
+        reply[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("in the future")
+    );
+}
+
 #[test]
 fn the_server_answers_from_the_collector_and_outlives_bad_requests() {
     let dir = TempDir::new("server");
-    let path = dir.0.join("t.sock");
-    let collector = collector(&dir.0);
-    let closes = CloseStats::default();
-    let rt = runtime();
-    let context = Context::new(&FilterConfig::default());
-    let server = rt.block_on(async { Server::start(bind(&path).unwrap(), context).unwrap() });
-    let client = {
-        let path = path.clone();
-        std::thread::spawn(move || client_side(&path))
-    };
-    // The collect loop's part: answer whenever woken, until the client is done.
-    rt.block_on(async {
-        let wakeup = server.wakeup();
-        for _ in 0..1000 {
-            if client.is_finished() {
-                break;
-            }
-            tokio::select! {
-                _ = wakeup.notified() => server.answer(&collector, &closes),
-                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            }
-        }
-    });
-    client.join().expect("client side checks");
-    drop(server);
+    let serving = Serving::start(&dir.0);
+    let path = serving.path.clone();
+    client_side(&path);
+    windows(&path);
+    drop(serving);
     assert!(!path.exists(), "removed when the server ends");
     assert!(matches!(
         ask(&path, &Request::new(Query::Ping)),

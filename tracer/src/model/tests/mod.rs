@@ -88,6 +88,15 @@ fn ages(model: &Model, now: u64) -> Vec<(TcpState, u64)> {
     ages
 }
 
+/// `events` moved `by` nanoseconds later.
+fn later(events: Vec<Event>, by: u64) -> Vec<Event> {
+    let shift = |mut e: Event| {
+        e.ts_ns += by;
+        e
+    };
+    events.into_iter().map(shift).collect()
+}
+
 /// Client `sk` of `pid` connects at 0 and is established at 1 ms.
 fn connect(sk: u64, t: Tuple, pid: u32) -> Vec<Event> {
     let synack = change(MS, sk, t, SynSent, Established);
@@ -118,6 +127,7 @@ fn after_handover(substate: TcpState, events: &[Event]) -> (Model, Vec<Step>) {
     (model, more)
 }
 
+mod limits;
 mod random;
 mod seed;
 mod sockets;
