@@ -29,6 +29,7 @@ use crate::{
 struct RunSink {
     out: BufWriter<Stdout>,
     clock: WallClock,
+    lines: line::TextLines,
     json: bool,
     quiet: bool,
     closes: CloseStats,
@@ -102,12 +103,13 @@ impl Sink for RunSink {
         if self.quiet {
             return Ok(());
         }
-        let text = if self.json {
-            line::json(step, &self.clock)
+        if self.json {
+            writeln!(self.out, "{}", line::json(step, &self.clock))?;
         } else {
-            line::text(step, &self.clock)
-        };
-        writeln!(self.out, "{text}")?;
+            let text = self.lines.format(step);
+            self.out.write_all(text.as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
         Ok(())
     }
 
@@ -179,6 +181,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sink = RunSink {
         out: BufWriter::new(std::io::stdout()),
         clock: collector.clock(),
+        lines: line::TextLines::new(collector.clock()),
         json: args.json,
         quiet: args.quiet,
         closes: CloseStats::default(),

@@ -1,16 +1,22 @@
 //! One line (text or JSON) per state transition.
-use std::net::IpAddr;
+use std::{fmt::Write, net::IpAddr};
 
 use serde::Serialize;
 
-use super::{clock::WallClock, duration::human};
+use super::{clock::WallClock, duration::write_human};
 use crate::model::{End, Note, Step, TcpState};
 
 /// `127.0.0.1:80`, `[::1]:80`.
 pub fn endpoint(addr: IpAddr, port: u16) -> String {
+    let mut out = String::new();
+    let _ = write_endpoint(&mut out, addr, port);
+    out
+}
+
+fn write_endpoint(out: &mut String, addr: IpAddr, port: u16) -> std::fmt::Result {
     match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => write!(out, "{a}:{port}"),
+        IpAddr::V6(a) => write!(out, "[{a}]:{port}"),
     }
 }
 
@@ -31,32 +37,83 @@ pub fn header() -> String {
     )
 }
 
-/// `14:03:22.123  4242 nginx  127.0.0.1:8080 -> 127.0.0.1:51234  ESTABLISHED -> FIN_WAIT1  1.23ms`
-pub fn text(step: &Step, clock: &WallClock) -> String {
-    let when = clock.at(step.ts_ns).format("%H:%M:%S%.3f");
-    let comm = if step.owner.pid == 0 {
-        "-"
-    } else {
-        step.owner.comm.as_str()
-    };
-    let conn = format!(
-        "{} -> {}",
-        endpoint(step.tuple.local, step.tuple.local_port),
-        endpoint(step.tuple.remote, step.tuple.remote_port)
-    );
-    let change = format!("{} -> {}", step.from, step.to);
-    let dwell = step.dwell_ns.map_or_else(|| "-".to_string(), human);
-    let mut line = format!(
-        "{when:<12} {:>7} {comm:<15} {conn:<47} {change:<26} {dwell}",
-        step.owner.pid
-    );
-    if let Some(note) = step.note {
-        line.push_str(&format!(" ({})", note_text(note)));
+/// Formats text lines (`14:03:22.123  4242 nginx  127.0.0.1:8080 -> 127.0.0.1:51234
+/// ESTABLISHED -> FIN_WAIT1  1.23ms`) into one reused buffer. With a line per event this is
+/// the hot path: no allocation per line, and the local time of day is worked out once per
+/// second instead of through chrono's formatter per event.
+pub struct TextLines {
+    clock: WallClock,
+    buf: String,
+    second: i64,
+    hms: String,
+}
+
+impl TextLines {
+    pub fn new(clock: WallClock) -> TextLines {
+        TextLines {
+            clock,
+            buf: String::with_capacity(160),
+            second: i64::MIN,
+            hms: String::new(),
+        }
     }
-    if let Some(end) = step.end {
-        line.push_str(&format!(" [{}]", end.kind.describe()));
+
+    /// The line for `step`, valid until the next call.
+    pub fn format(&mut self, step: &Step) -> &str {
+        let ns = self.clock.realtime_ns(step.ts_ns);
+        let (second, millis) = (
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000) / 1_000_000,
+        );
+        if second != self.second {
+            self.second = second;
+            self.hms = self.clock.at(step.ts_ns).format("%H:%M:%S").to_string();
+        }
+        let comm = if step.owner.pid == 0 {
+            "-"
+        } else {
+            step.owner.comm.as_str()
+        };
+        let b = &mut self.buf;
+        b.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            b,
+            "{}.{millis:03} {:>7} {comm:<15} ",
+            self.hms, step.owner.pid
+        );
+        let column = b.len();
+        let _ = write_endpoint(b, step.tuple.local, step.tuple.local_port);
+        b.push_str(" -> ");
+        let _ = write_endpoint(b, step.tuple.remote, step.tuple.remote_port);
+        pad(b, column, 47);
+        let column = b.len();
+        let _ = write!(b, "{} -> {}", step.from, step.to);
+        pad(b, column, 26);
+        match step.dwell_ns {
+            Some(ns) => {
+                let _ = write_human(b, ns);
+            }
+            None => b.push('-'),
+        }
+        if let Some(note) = step.note {
+            let _ = write!(b, " ({})", note_text(note));
+        }
+        if let Some(end) = step.end {
+            let _ = write!(b, " [{}]", end.kind.describe());
+        }
+        &self.buf
     }
-    line
+}
+
+/// Left-aligns what was written since `from` in a column of `width` characters, plus the
+/// separating space.
+fn pad(b: &mut String, from: usize, width: usize) {
+    let written = b[from..].chars().count();
+    for _ in written..width {
+        b.push(' ');
+    }
+    b.push(' ');
 }
 
 #[derive(Serialize)]
@@ -98,4 +155,64 @@ pub fn json(step: &Step, clock: &WallClock) -> String {
         end: step.end,
     };
     serde_json::to_string(&line).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::{TextLines, WallClock};
+    use crate::model::{Owner, Step, TcpState, Tuple};
+
+    fn step(local: IpAddr, remote: IpAddr, dwell_ns: Option<u64>) -> Step {
+        Step {
+            ts_ns: 1_500_000_000,
+            from: TcpState::Established,
+            to: TcpState::FinWait1,
+            dwell_ns,
+            tuple: Tuple {
+                local,
+                local_port: 8080,
+                remote,
+                remote_port: 51234,
+            },
+            sk: 0,
+            netns: 0,
+            owner: Owner::default(),
+            note: None,
+            end: None,
+        }
+    }
+
+    #[test]
+    fn columns_line_up_for_both_families() {
+        let clock = WallClock::from_pair(0, 0);
+        let mut lines = TextLines::new(clock);
+        let v4 = lines
+            .format(&step(
+                Ipv4Addr::LOCALHOST.into(),
+                Ipv4Addr::LOCALHOST.into(),
+                Some(1_230_000),
+            ))
+            .to_string();
+        assert!(v4.ends_with("1.23ms"), "{v4}");
+        assert!(
+            v4.contains(".500       0 -               127.0.0.1:8080 -> 127.0.0.1:51234"),
+            "{v4}"
+        );
+        let v6 = lines
+            .format(&step(
+                Ipv6Addr::LOCALHOST.into(),
+                Ipv6Addr::LOCALHOST.into(),
+                None,
+            ))
+            .to_string();
+        assert!(v6.ends_with(" -"), "{v6}");
+        // The state column starts at the same place whatever the address length.
+        assert_eq!(v4.find("ESTABLISHED"), v6.find("ESTABLISHED"));
+        assert_eq!(
+            v4.find("ESTABLISHED"),
+            Some(12 + 1 + 7 + 1 + 15 + 1 + 47 + 1)
+        );
+    }
 }
