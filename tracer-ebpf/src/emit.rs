@@ -43,8 +43,9 @@ macro_rules! offset {
         // volatile read keeps the loader-written value from being constant-folded.
         unsafe {
             core::ptr::read_volatile(
-                &raw const (*(&raw const $crate::emit::OFFSETS).cast::<tracer_common::KernelOffsets>())
-                    .$field,
+                &raw const (*(&raw const $crate::emit::OFFSETS)
+                    .cast::<tracer_common::KernelOffsets>())
+                .$field,
             )
         }
     };

@@ -46,7 +46,10 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
 #[inline(always)]
 fn local_port(sk: *const u8) -> Result<u16, i32> {
     match DirectRead::read::<u16>(sk, offset!(skc_num))? {
-        0 => Ok(u16::from_be(ProbeRead::read::<u16>(sk, offset!(inet_sport))?)),
+        0 => Ok(u16::from_be(ProbeRead::read::<u16>(
+            sk,
+            offset!(inet_sport),
+        )?)),
         port => Ok(port),
     }
 }
