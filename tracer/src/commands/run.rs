@@ -30,6 +30,7 @@ struct RunSink {
     out: BufWriter<Stdout>,
     clock: WallClock,
     lines: line::TextLines,
+    json_lines: line::JsonLines,
     json: bool,
     quiet: bool,
     closes: CloseStats,
@@ -104,7 +105,9 @@ impl Sink for RunSink {
             return Ok(());
         }
         if self.json {
-            writeln!(self.out, "{}", line::json(step, &self.clock))?;
+            let object = self.json_lines.format(step);
+            self.out.write_all(object)?;
+            self.out.write_all(b"\n")?;
         } else {
             let text = self.lines.format(step);
             self.out.write_all(text.as_bytes())?;
@@ -182,6 +185,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         out: BufWriter::new(std::io::stdout()),
         clock: collector.clock(),
         lines: line::TextLines::new(collector.clock()),
+        json_lines: line::JsonLines::new(collector.clock()),
         json: args.json,
         quiet: args.quiet,
         closes: CloseStats::default(),

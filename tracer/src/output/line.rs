@@ -120,12 +120,12 @@ fn pad(b: &mut String, from: usize, width: usize) {
 struct JsonTransition<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    time: String,
+    time: &'a str,
     ts_ns: u64,
     pid: u32,
     comm: &'a str,
-    local: String,
-    remote: String,
+    local: &'a str,
+    remote: &'a str,
     from: TcpState,
     to: TcpState,
     dwell_ns: Option<u64>,
@@ -136,32 +136,78 @@ struct JsonTransition<'a> {
     end: Option<End>,
 }
 
-/// One JSON object (no trailing newline) for a transition.
-pub fn json(step: &Step, clock: &WallClock) -> String {
-    let line = JsonTransition {
-        kind: "transition",
-        time: clock.at(step.ts_ns).to_rfc3339(),
-        ts_ns: step.ts_ns,
-        pid: step.owner.pid,
-        comm: &step.owner.comm,
-        local: endpoint(step.tuple.local, step.tuple.local_port),
-        remote: endpoint(step.tuple.remote, step.tuple.remote_port),
-        from: step.from,
-        to: step.to,
-        dwell_ns: step.dwell_ns,
-        note: step.note,
-        netns: step.netns,
-        cgroup_id: step.owner.cgroup_id,
-        end: step.end,
-    };
-    serde_json::to_string(&line).unwrap_or_default()
+/// Formats JSON lines (one object per transition, no trailing newline) into reused buffers,
+/// with the RFC 3339 date, time of day and zone worked out once per second.
+pub struct JsonLines {
+    clock: WallClock,
+    second: i64,
+    /// `2026-11-28T14:03:22` and `+00:00` of the current second.
+    date_time: String,
+    zone: String,
+    time: String,
+    local: String,
+    remote: String,
+    buf: Vec<u8>,
+}
+
+impl JsonLines {
+    pub fn new(clock: WallClock) -> JsonLines {
+        JsonLines {
+            clock,
+            second: i64::MIN,
+            date_time: String::new(),
+            zone: String::new(),
+            time: String::new(),
+            local: String::new(),
+            remote: String::new(),
+            buf: Vec::with_capacity(400),
+        }
+    }
+
+    /// The JSON object for `step`, valid until the next call.
+    pub fn format(&mut self, step: &Step) -> &[u8] {
+        let ns = self.clock.realtime_ns(step.ts_ns);
+        let (second, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+        if second != self.second {
+            self.second = second;
+            let at = self.clock.at(step.ts_ns);
+            self.date_time = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+            self.zone = at.format("%:z").to_string();
+        }
+        self.time.clear();
+        let _ = write!(self.time, "{}.{nanos:09}{}", self.date_time, self.zone);
+        self.local.clear();
+        let _ = write_endpoint(&mut self.local, step.tuple.local, step.tuple.local_port);
+        self.remote.clear();
+        let _ = write_endpoint(&mut self.remote, step.tuple.remote, step.tuple.remote_port);
+        let line = JsonTransition {
+            kind: "transition",
+            time: &self.time,
+            ts_ns: step.ts_ns,
+            pid: step.owner.pid,
+            comm: &step.owner.comm,
+            local: &self.local,
+            remote: &self.remote,
+            from: step.from,
+            to: step.to,
+            dwell_ns: step.dwell_ns,
+            note: step.note,
+            netns: step.netns,
+            cgroup_id: step.owner.cgroup_id,
+            end: step.end,
+        };
+        self.buf.clear();
+        // Serialising plain fields into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &line);
+        &self.buf
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use super::{TextLines, WallClock};
+    use super::{JsonLines, TextLines, WallClock};
     use crate::model::{Owner, Step, TcpState, Tuple};
 
     fn step(local: IpAddr, remote: IpAddr, dwell_ns: Option<u64>) -> Step {
@@ -213,6 +259,24 @@ mod tests {
         assert_eq!(
             v4.find("ESTABLISHED"),
             Some(12 + 1 + 7 + 1 + 15 + 1 + 47 + 1)
+        );
+    }
+
+    #[test]
+    fn json_lines_are_objects_with_an_rfc3339_time() {
+        let mut lines = JsonLines::new(WallClock::from_pair(0, 1_700_000_000_000_000_000));
+        let v4 = Ipv4Addr::LOCALHOST.into();
+        let text = lines.format(&step(v4, v4, Some(5))).to_vec();
+        let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(value["type"], "transition");
+        assert_eq!(value["local"], "127.0.0.1:8080");
+        assert_eq!(value["from"], "ESTABLISHED");
+        assert_eq!(value["dwell_ns"], 5);
+        let time = value["time"].as_str().unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc3339(time).unwrap();
+        assert_eq!(
+            parsed.timestamp_nanos_opt(),
+            Some(1_700_000_001_500_000_000)
         );
     }
 }
