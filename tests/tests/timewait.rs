@@ -105,12 +105,15 @@ async fn a_time_wait_from_before_attach_gets_an_exact_duration() {
     drop(client);
     std::thread::sleep(Duration::from_millis(20));
     drop(accepted);
+    let began = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(700));
     let mut trace = Trace::attach(&[sport]);
     trace.seed_existing(&[sport]);
     std::thread::sleep(Duration::from_millis(900));
-    // Reconnecting from the same port (tcp_tw_reuse) kills the old TIME_WAIT 1.6 s after it began.
+    // Reconnecting from the same port (tcp_tw_reuse) kills the old TIME_WAIT about 1.6 s
+    // after it began (more when attaching is slow on a loaded machine: measured).
     let again = connect_from(cport, &server);
+    let lasted_ms = began.elapsed().as_millis() as u64;
     let ended_early = |steps: &[tracer::model::Step]| {
         steps
             .iter()
@@ -125,7 +128,7 @@ async fn a_time_wait_from_before_attach_gets_an_exact_duration() {
     let ms = ended_early(&trace.steps).unwrap().dwell_ns.unwrap() / 1_000_000;
     // The snapshot dates a TIME_WAIT to within its timer's resolution (1 s at worst).
     assert!(
-        (600..2700).contains(&ms),
-        "TIME_WAIT lasted {ms} ms, expected about 1620"
+        ms.abs_diff(lasted_ms) < 1_000,
+        "TIME_WAIT lasted {ms} ms, expected about {lasted_ms}"
     );
 }

@@ -34,6 +34,23 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     timer_function: 0,
 });
 
+/// One member of [`OFFSETS`] with a single load, for paths that must exit early and cheaply
+/// (`OFFSETS.load()` copies the whole struct with one volatile load per member).
+#[macro_export]
+macro_rules! offset {
+    ($field:ident) => {
+        // SAFETY: Global is repr(transparent) over an always-initialised KernelOffsets; the
+        // volatile read keeps the loader-written value from being constant-folded.
+        unsafe {
+            core::ptr::read_volatile(
+                &raw const (*(&raw const $crate::emit::OFFSETS)
+                    .cast::<tracer_common::KernelOffsets>())
+                .$field,
+            )
+        }
+    };
+}
+
 /// Every event, in order per CPU. Sized by the loader (`EVENTS` max_entries).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
@@ -82,17 +99,16 @@ pub fn read<T: Copy>(base: *const u8, offset: u32) -> Result<T, i32> {
 /// An IPv4 or IPv6 address as four 32-bit loads (the kernel aligns `in6_addr` to 4 bytes).
 #[inline(always)]
 fn read_addr<R: Reader>(sk: *const u8, offset: u32, words: u32) -> [u32; 4] {
-    let mut out = [0u32; 4];
-    let mut i = 0;
-    while i < 4 {
-        if i < words
-            && let Ok(w) = R::read::<u32>(sk, offset + 4 * i)
-        {
-            out[i as usize] = w;
+    // Built from four values rather than a zeroed array filled in place: zero-filling stack
+    // memory compiles to a byte-wise memset subprogram on BPF.
+    let word = |i: u32| {
+        if i < words {
+            R::read::<u32>(sk, offset + 4 * i).unwrap_or(0)
+        } else {
+            0
         }
-        i += 1;
-    }
-    out
+    };
+    [word(0), word(1), word(2), word(3)]
 }
 
 /// Stores an address as four 32-bit words (`in6_addr` is 4-byte aligned in RawEvent too).
@@ -124,29 +140,38 @@ pub struct Seen {
 /// `sock_common` (full, timewait or request socket).
 #[inline(always)]
 pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
-    let o = OFFSETS.load();
     let sk = seen.sk;
-    let mut t = SockTuple {
-        family: seen.family,
-        sport: seen.sport,
-        dport: u16::from_be(R::read::<u16>(sk, o.skc_dport)?),
-        ..SockTuple::default()
-    };
-    if !filter::passes_ports(t.family, t.sport, t.dport) {
+    let dport = u16::from_be(R::read::<u16>(sk, offset!(skc_dport))?);
+    if !filter::passes_ports(seen.family, seen.sport, dport) {
         return Ok(());
     }
-    if seen.family == AF_INET {
-        t.saddr = read_addr::<R>(sk, o.skc_rcv_saddr, 1);
-        t.daddr = read_addr::<R>(sk, o.skc_daddr, 1);
+    let (saddr, daddr) = if seen.family == AF_INET {
+        (
+            read_addr::<R>(sk, offset!(skc_rcv_saddr), 1),
+            read_addr::<R>(sk, offset!(skc_daddr), 1),
+        )
     } else if seen.family == AF_INET6 {
-        t.saddr = read_addr::<R>(sk, o.skc_v6_rcv_saddr, 4);
-        t.daddr = read_addr::<R>(sk, o.skc_v6_daddr, 4);
-    }
-    if let Ok(net) = R::read::<u64>(sk, o.skc_net)
-        && net != 0
-    {
-        t.netns = R::read::<u32>(net as *const u8, o.net_ns_inum).unwrap_or(0);
-    }
+        (
+            read_addr::<R>(sk, offset!(skc_v6_rcv_saddr), 4),
+            read_addr::<R>(sk, offset!(skc_v6_daddr), 4),
+        )
+    } else {
+        ([0; 4], [0; 4])
+    };
+    let netns = match R::read::<u64>(sk, offset!(skc_net)) {
+        Ok(net) if net != 0 => R::read::<u32>(net as *const u8, offset!(net_ns_inum)).unwrap_or(0),
+        _ => 0,
+    };
+    // Every field given: `..Default::default()` compiled to a memset subprogram call.
+    let t = SockTuple {
+        netns,
+        family: seen.family,
+        sport: seen.sport,
+        dport,
+        _pad: 0,
+        saddr,
+        daddr,
+    };
     if !filter::passes_netns(t.netns) {
         return Ok(());
     }
@@ -181,7 +206,11 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         (*ev).kind = seen.kind;
         (*ev).old_state = seen.old_state;
         (*ev).new_state = seen.new_state;
-        (*ev)._pad = [0; 3];
+        // Three byte stores: an array store of zeros compiles to a memset subprogram call.
+        let pad = (&raw mut (*ev)._pad).cast::<u8>();
+        pad.write_volatile(0);
+        pad.add(1).write_volatile(0);
+        pad.add(2).write_volatile(0);
         // The helper fills (or, on error, zeroes) the 16 bytes itself.
         generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
     }

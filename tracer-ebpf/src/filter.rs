@@ -64,15 +64,13 @@ const TCP_NEW_SYN_RECV: u8 = 12;
 /// Family and ports: checked first, before the addresses are even read.
 #[inline(always)]
 pub fn passes_ports(family: u16, sport: u16, dport: u16) -> bool {
+    let (want_family, port_count) = (filter!(family), filter!(port_count));
+    if want_family == 0 && port_count == 0 {
+        // No family or port filter: leave before copying the port list.
+        return true;
+    }
     let ports = filter!(ports);
-    accepts_ports(
-        filter!(family),
-        filter!(port_count),
-        &ports,
-        family,
-        sport,
-        dport,
-    )
+    accepts_ports(want_family, port_count, &ports, family, sport, dport)
 }
 
 /// The network namespace.

@@ -2,7 +2,10 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 
-use crate::emit::{DirectRead, OFFSETS, ProbeRead, Reader, Seen, emit};
+use crate::{
+    emit::{DirectRead, ProbeRead, Reader, Seen, emit},
+    offset,
+};
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -12,15 +15,16 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+#[inline(always)]
 fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
     let sk: *const u8 = ctx.arg(0);
     let old_state: i32 = ctx.arg(1);
     let new_state: i32 = ctx.arg(2);
-    let o = OFFSETS.load();
-    let protocol = if o.sk_protocol_size == 1 {
-        DirectRead::read::<u8>(sk, o.sk_protocol)? as u16
+    // One load per member used (not the whole offsets struct): this runs on every change.
+    let protocol = if offset!(sk_protocol_size) == 1 {
+        DirectRead::read::<u8>(sk, offset!(sk_protocol))? as u16
     } else {
-        DirectRead::read::<u16>(sk, o.sk_protocol)?
+        DirectRead::read::<u16>(sk, offset!(sk_protocol))?
     };
     if protocol != IPPROTO_TCP {
         return Ok(());
@@ -30,9 +34,22 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
         sk,
         old_state: old_state as u8,
         new_state: new_state as u8,
-        family: DirectRead::read::<u16>(sk, o.skc_family)?,
-        // skc_num is already 0 on a transition to CLOSE; inet_sport stays. It lies in
-        // `inet_sock`, beyond the `struct sock` the verifier types `sk` as: a helper read.
-        sport: u16::from_be(ProbeRead::read::<u16>(sk, o.inet_sport)?),
+        family: DirectRead::read::<u16>(sk, offset!(skc_family))?,
+        sport: local_port(sk)?,
     })
+}
+
+/// The local port, host order. `skc_num` is a direct load; it is already 0 once the socket
+/// is unhashed on its way to CLOSE, where `inet_sport` still holds the port. That lies in
+/// `inet_sock`, beyond the `struct sock` the verifier types `sk` as: a helper read, so only
+/// when needed.
+#[inline(always)]
+fn local_port(sk: *const u8) -> Result<u16, i32> {
+    match DirectRead::read::<u16>(sk, offset!(skc_num))? {
+        0 => Ok(u16::from_be(ProbeRead::read::<u16>(
+            sk,
+            offset!(inet_sport),
+        )?)),
+        port => Ok(port),
+    }
 }

@@ -27,19 +27,21 @@ pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+#[inline(always)]
 fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
+    // This runs for every timer in the system: three loads and a compare before leaving.
     let timer: *const u8 = ctx.arg(0);
     let handler = TW_TIMER_HANDLER.load();
-    let o = OFFSETS.load();
     // A direct load from the BTF-typed argument (the offset is a verifier-known constant from
-    // the read-only globals): this runs for every timer in the system, so no helper call.
+    // the read-only globals), no helper call.
     // SAFETY: tp_btf arguments are valid kernel pointers; the verifier checks the access
     // against the BTF layout of `struct timer_list`.
-    let function =
-        unsafe { core::ptr::read_volatile(timer.add(o.timer_function as usize) as *const u64) };
+    let at = crate::offset!(timer_function) as usize;
+    let function = unsafe { core::ptr::read_volatile(timer.add(at) as *const u64) };
     if handler == 0 || function != handler {
         return Ok(());
     }
+    let o = OFFSETS.load();
     // The timer is embedded in its inet_timewait_sock at a BTF-known offset.
     let tw = timer.wrapping_sub(o.tw_timer as usize);
     emit::<ProbeRead>(Seen {

@@ -37,6 +37,8 @@ struct Daemon {
 struct RunSink {
     out: BufWriter<Stdout>,
     clock: WallClock,
+    lines: line::TextLines,
+    json_lines: line::JsonLines,
     json: bool,
     quiet: bool,
     closes: CloseStats,
@@ -123,12 +125,15 @@ impl Sink for RunSink {
         if self.quiet {
             return Ok(());
         }
-        let text = if self.json {
-            line::json(step, &self.clock)
+        if self.json {
+            let object = self.json_lines.format(step);
+            self.out.write_all(object)?;
+            self.out.write_all(b"\n")?;
         } else {
-            line::text(step, &self.clock)
-        };
-        writeln!(self.out, "{text}")?;
+            let text = self.lines.format(step);
+            self.out.write_all(text.as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
         Ok(())
     }
 
@@ -212,6 +217,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sink = RunSink {
         out: BufWriter::new(std::io::stdout()),
         clock: collector.clock(),
+        lines: line::TextLines::new(collector.clock()),
+        json_lines: line::JsonLines::new(collector.clock()),
         json: args.json,
         quiet: args.quiet,
         closes: CloseStats::default(),

@@ -1,34 +1,43 @@
 //! Short human durations: `812ns`, `3.40µs`, `12.5ms`, `60.2s`, `4m05s`, `2h13m`.
 
+use std::fmt::{self, Write};
+
 /// Formats nanoseconds with three significant digits in the largest fitting unit.
 pub fn human(ns: u64) -> String {
+    let mut out = String::new();
+    let _ = write_human(&mut out, ns);
+    out
+}
+
+/// [`human`] into an existing buffer: the per-event line path formats without allocating.
+pub fn write_human(out: &mut impl Write, ns: u64) -> fmt::Result {
     const US: u64 = 1_000;
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;
     let f = ns as f64;
     match ns {
-        0..US => format!("{ns}ns"),
-        US..MS => sig3(f / US as f64, "µs"),
-        MS..S => sig3(f / MS as f64, "ms"),
-        _ if ns < 100 * S => sig3(f / S as f64, "s"),
+        0..US => write!(out, "{ns}ns"),
+        US..MS => sig3(out, f / US as f64, "µs"),
+        MS..S => sig3(out, f / MS as f64, "ms"),
+        _ if ns < 100 * S => sig3(out, f / S as f64, "s"),
         _ if ns < 3600 * S => {
             let secs = ns / S;
-            format!("{}m{:02}s", secs / 60, secs % 60)
+            write!(out, "{}m{:02}s", secs / 60, secs % 60)
         }
         _ => {
             let mins = ns / S / 60;
-            format!("{}h{:02}m", mins / 60, mins % 60)
+            write!(out, "{}h{:02}m", mins / 60, mins % 60)
         }
     }
 }
 
-fn sig3(v: f64, unit: &str) -> String {
+fn sig3(out: &mut impl Write, v: f64, unit: &str) -> fmt::Result {
     if v < 10.0 {
-        format!("{v:.2}{unit}")
+        write!(out, "{v:.2}{unit}")
     } else if v < 100.0 {
-        format!("{v:.1}{unit}")
+        write!(out, "{v:.1}{unit}")
     } else {
-        format!("{v:.0}{unit}")
+        write!(out, "{v:.0}{unit}")
     }
 }
 
