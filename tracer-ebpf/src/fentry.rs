@@ -22,8 +22,6 @@ use aya_ebpf::{
 };
 use tracer_common::kind;
 
-use crate::emit::{OFFSETS, ProbeRead, Seen, emit, read};
-
 /// 1 when the loader attached `inet_twsk_hashdance_schedule`: first starts come from there.
 #[unsafe(no_mangle)]
 static TW_START_IN_HASHDANCE: Global<u32> = Global::new(0);
@@ -54,7 +52,7 @@ pub fn fentry_tw_hashdance(ctx: FEntryContext) -> i32 {
 pub fn fentry_tw_expire(ctx: FEntryContext) -> i32 {
     let timer: *const u8 = ctx.arg(0);
     // The timer is embedded in its inet_timewait_sock at a BTF-known offset.
-    let tw = timer.wrapping_sub(OFFSETS.load().tw_timer as usize);
+    let tw = timer.wrapping_sub(crate::offset!(tw_timer) as usize);
     if let Some(expiring) = TW_EXPIRING.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; nothing else runs on this CPU while this program does.
         unsafe { *expiring = tw as u64 };
@@ -80,13 +78,5 @@ pub fn fentry_tw_kill(ctx: FEntryContext) -> i32 {
 /// The same event the timer hooks send for this timewait socket.
 #[inline(always)]
 fn try_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
-    let o = OFFSETS.load();
-    emit::<ProbeRead>(Seen {
-        kind: event_kind,
-        sk: tw,
-        old_state: 0,
-        new_state: read::<u8>(tw, o.tw_substate)?,
-        family: read::<u16>(tw, o.skc_family)?,
-        sport: u16::from_be(read::<u16>(tw, o.tw_sport)?),
-    })
+    crate::timewait::emit_timewait(tw, event_kind)
 }

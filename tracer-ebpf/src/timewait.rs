@@ -41,9 +41,17 @@ fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
     if handler == 0 || function != handler {
         return Ok(());
     }
-    let o = OFFSETS.load();
     // The timer is embedded in its inet_timewait_sock at a BTF-known offset.
-    let tw = timer.wrapping_sub(o.tw_timer as usize);
+    emit_timewait(
+        timer.wrapping_sub(crate::offset!(tw_timer) as usize),
+        event_kind,
+    )
+}
+
+/// One TIME_WAIT event for timewait socket `tw`; the fentry hooks send the same.
+#[inline(always)]
+pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
+    let o = OFFSETS.load();
     emit::<ProbeRead>(Seen {
         kind: event_kind,
         sk: tw,

@@ -119,7 +119,10 @@ pub fn run(total: usize) -> Result<()> {
         let tw = v["states"]["ESTABLISHED"].as_u64().unwrap_or(0);
         let mut attach = Vec::new();
         for _ in 0..3 {
-            attach.push(time_to_ready(bin, &["run", "--quiet", "--no-socket", "--duration", "60"])?);
+            attach.push(time_to_ready(
+                bin,
+                &["run", "--quiet", "--no-socket", "--duration", "60"],
+            )?);
         }
         attach.sort();
         println!(
