@@ -1,7 +1,10 @@
 //! Connection ends counted per service (or per process) and role: who closed first, how often.
 //! The daemon's totals grow with the services seen; the copies it keeps per time slot
 //! ([`CloseStats::limited`]) hold a bounded number of groups and fold the rest into `other`.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+// Looked up once per connection end: a fast seeded hasher, not SipHash.
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
