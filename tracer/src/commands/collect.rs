@@ -74,6 +74,10 @@ pub struct Collector {
     pub started_ns: u64,
     clock: WallClock,
     raw: Vec<RawEvent>,
+    /// The last lost count read from the kernel, shown again (with one warning) if a later
+    /// read fails, rather than a silent 0.
+    last_lost: std::cell::Cell<u64>,
+    lost_warned: std::cell::Cell<bool>,
 }
 
 impl Collector {
@@ -153,6 +157,8 @@ impl Collector {
             started_ns,
             clock,
             raw: Vec::with_capacity(4096),
+            last_lost: std::cell::Cell::new(0),
+            lost_warned: std::cell::Cell::new(false),
         }
     }
 
@@ -209,12 +215,27 @@ impl Collector {
         Counters {
             events: self.events,
             lost: match &self.source {
-                Source::Live(probe) => probe.lost().unwrap_or(0),
+                Source::Live(probe) => self.live_lost(probe),
                 Source::Replay(replay) => replay.lost,
             },
             undecodable: self.undecodable,
             evicted: self.model.evictions().total(),
             max_sockets: self.model.limits().sockets as u64,
+        }
+    }
+
+    fn live_lost(&self, probe: &Probe) -> u64 {
+        match probe.lost() {
+            Ok(n) => {
+                self.last_lost.set(n);
+                n
+            }
+            Err(e) => {
+                if !self.lost_warned.replace(true) {
+                    eprintln!("warning: {e:#}: the lost count shown is the last one read");
+                }
+                self.last_lost.get()
+            }
         }
     }
 
