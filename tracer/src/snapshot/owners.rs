@@ -51,13 +51,22 @@ pub fn scan(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> Owners {
         };
         let mut comm: Option<String> = None;
         let fd_dir = fs::File::open(entry.path().join("fd")).ok();
+        // Listing another user's fds can be allowed while reading the links is not (that needs
+        // ptrace access): such a process counts as unreadable too, not as holding nothing.
+        let mut denied = false;
         for fd in fds.flatten() {
-            let Some(inode) = fd_dir
+            let link = match fd_dir
                 .as_ref()
-                .and_then(|dir| read_link_at(dir, &fd.file_name()))
-                .as_deref()
-                .and_then(socket_inode)
-            else {
+                .map(|dir| read_link_at(dir, &fd.file_name()))
+            {
+                Some(Ok(link)) => link,
+                Some(Err(e)) if e.kind() == ErrorKind::PermissionDenied => {
+                    denied = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            let Some(inode) = socket_inode(&link) else {
                 continue;
             };
             if wanted.is_some_and(|w| !w.contains(&inode)) {
@@ -79,15 +88,16 @@ pub fn scan(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> Owners {
                 })
                 .or_insert(owner);
         }
+        owners.unreadable += u32::from(denied);
     }
     owners
 }
 
 /// readlinkat(2) relative to the open fd directory: with 100,000 sockets a full-path readlink
 /// per fd spends most of the snapshot in path lookups.
-fn read_link_at(dir: &fs::File, name: &std::ffi::OsStr) -> Option<String> {
+fn read_link_at(dir: &fs::File, name: &std::ffi::OsStr) -> std::io::Result<String> {
     use std::os::{fd::AsRawFd, unix::ffi::OsStrExt};
-    let name = std::ffi::CString::new(name.as_bytes()).ok()?;
+    let name = std::ffi::CString::new(name.as_bytes())?;
     let mut buf = [0u8; 64];
     // SAFETY: a valid directory fd, a NUL-terminated name and a buffer of the given length.
     let n = unsafe {
@@ -98,8 +108,9 @@ fn read_link_at(dir: &fs::File, name: &std::ffi::OsStr) -> Option<String> {
             buf.len(),
         )
     };
-    let n = usize::try_from(n).ok()?;
-    std::str::from_utf8(&buf[..n]).ok().map(str::to_owned)
+    let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+    // Links longer than the buffer are no `socket:[...]`: truncated text is fine to reject.
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// `/proc/PID/comm` is the thread-group leader's name (what `ps` shows), not a thread's; `?`
