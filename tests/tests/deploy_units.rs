@@ -120,13 +120,7 @@ fn unit_capabilities_are_enough_without_root() {
     // CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH let it name the owners of root's sockets.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let service = listener.local_addr().unwrap().to_string();
-    let mut cmd = Command::new(setpriv[0]);
-    cmd.args(&setpriv[1..])
-        .arg(tracer_bin())
-        .args(["states", "--json"]);
-    let out = run_bounded(&mut cmd, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let snap: Value = serde_json::from_slice(&out.stdout).expect("states --json");
+    let snap = states_json_as(&setpriv);
     // Every process's links are readable with these capabilities, except where the host
     // refuses even CAP_SYS_PTRACE (this VM's pid 1): then, and only then, "partial".
     let refused = processes_with_unreadable_links(&setpriv);
@@ -169,6 +163,17 @@ fn setpriv_nobody_with(caps: &[String]) -> Vec<String> {
     .into()
 }
 
+/// `tracer states --json` run through `setpriv`.
+fn states_json_as(setpriv: &[&str]) -> Value {
+    let mut cmd = Command::new(setpriv[0]);
+    cmd.args(&setpriv[1..])
+        .arg(tracer_bin())
+        .args(["states", "--json"]);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("states --json")
+}
+
 /// Processes whose fd links `setpriv` (a user and its capabilities) cannot read: the oracle
 /// for `owners_partial`.
 fn processes_with_unreadable_links(setpriv: &[&str]) -> usize {
@@ -188,13 +193,8 @@ fn processes_with_unreadable_links(setpriv: &[&str]) -> usize {
 fn owners_are_partial_when_fd_links_cannot_be_read() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let setpriv = setpriv_nobody_with(&["CAP_DAC_READ_SEARCH".to_string()]);
-    let mut cmd = Command::new(&setpriv[0]);
-    cmd.args(&setpriv[1..])
-        .arg(tracer_bin())
-        .args(["states", "--json"]);
-    let out = run_bounded(&mut cmd, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let snap: Value = serde_json::from_slice(&out.stdout).expect("states --json");
+    let setpriv: Vec<&str> = setpriv.iter().map(String::as_str).collect();
+    let snap = states_json_as(&setpriv);
     assert_eq!(snap["owners_partial"], true, "{snap}");
     assert!(
         snap["unreadable_processes"].as_u64().unwrap_or(0) > 0,
