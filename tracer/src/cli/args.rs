@@ -195,12 +195,15 @@ pub struct LimitArgs {
     pub max_sockets: usize,
 }
 
-/// `--max-sockets`: 1 to 2^30.
+/// The tables number their rows in 24 bits (see model/table/index.rs).
+const MAX_SOCKETS: usize = 16_000_000;
+
+/// `--max-sockets`: 1 to [`MAX_SOCKETS`].
 fn max_sockets(s: &str) -> Result<usize, String> {
     match s.trim().replace('_', "").parse::<usize>() {
-        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        Ok(n) if (1..=MAX_SOCKETS).contains(&n) => Ok(n),
         _ => Err(format!(
-            "'{s}' is not a number of sockets: a whole number from 1 to 1073741824"
+            "'{s}' is not a number of sockets: a whole number from 1 to {MAX_SOCKETS}"
         )),
     }
 }

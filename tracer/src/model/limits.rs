@@ -20,8 +20,8 @@ pub fn configured_max_sockets() -> usize {
     CONFIGURED.load(Ordering::Relaxed)
 }
 
-/// Row numbers are `u32`; far above any real cap.
-const MAX_CAP: usize = 1 << 30;
+/// The index keeps row numbers in 24 bits ([`super::table::index::MAX_ROWS`]).
+const MAX_CAP: usize = super::table::index::MAX_ROWS - 1;
 
 /// The cap of each table, all derived from the full-socket cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

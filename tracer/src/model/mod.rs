@@ -201,7 +201,7 @@ impl Model {
                 let changed = self
                     .sockets
                     .change(ev, (old, new), handed, anomalies, owners);
-                steps.extend(changed);
+                append(&mut steps, changed);
                 if (old, new) == (TcpState::CloseWait, TcpState::LastAck) {
                     steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev, &self.owners));
                 }
@@ -210,7 +210,8 @@ impl Model {
                 let closing = self.sockets.closing(&ev.tuple, ev.netns);
                 let (anomalies, owners) = (&mut self.anomalies, &self.owners);
                 let (timer, known) = ((phase, substate), (closing, unsure));
-                steps.extend(self.timewaits.timer(ev, timer, known, anomalies, owners));
+                let ended = self.timewaits.timer(ev, timer, known, anomalies, owners);
+                append(&mut steps, ended);
             }
             EventKind::ResetSent => steps.extend(self.sockets.reset(ev, true)),
             EventKind::ResetReceived => steps.extend(self.sockets.reset(ev, false)),
@@ -223,7 +224,19 @@ impl Model {
         self.sweep_owners();
         steps
     }
+}
 
+/// `steps` then `more`; when `steps` is empty (most events) it takes `more`'s buffer rather
+/// than allocating another and copying.
+fn append(steps: &mut Vec<Step>, more: Vec<Step>) {
+    if steps.is_empty() {
+        *steps = more;
+    } else {
+        steps.extend(more);
+    }
+}
+
+impl Model {
     /// Drops the owners no socket refers to any more, once enough have come and gone.
     fn sweep_owners(&mut self) {
         if !self.owners.needs_sweep() {
