@@ -15,7 +15,7 @@ use tracer_tests::{
     deploy::{
         DAEMONSET, DASHBOARD, INSTALLED_BIN, METRICS_PORT, UNIT,
         files::{unit_caps, unit_exec_args, unit_settings, unit_value, yaml_list, yaml_scalar},
-        read, run_bounded, runnable, runs_cleanly, text,
+        processes_with_unreadable_links, read, run_bounded, runnable, runs_cleanly, text,
     },
     tracer_bin,
 };
@@ -172,19 +172,6 @@ fn states_json_as(setpriv: &[&str]) -> Value {
     let out = run_bounded(&mut cmd, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("states --json")
-}
-
-/// Processes whose fd links `setpriv` (a user and its capabilities) cannot read: the oracle
-/// for `owners_partial`.
-fn processes_with_unreadable_links(setpriv: &[&str]) -> usize {
-    let scan = "for p in /proc/[0-9]*; do ls $p/fd >/dev/null 2>&1 || continue; \
-                for f in $p/fd/*; do [ -L \"$f\" ] || continue; \
-                readlink -v \"$f\" 2>&1 >/dev/null | grep -q denied && { echo $p; break; }; \
-                done; done";
-    let mut cmd = Command::new(setpriv[0]);
-    cmd.args(&setpriv[1..]).args(["sh", "-c", scan]);
-    let out = run_bounded(&mut cmd, Duration::from_secs(30));
-    text(&out.stdout).lines().count()
 }
 
 /// Listing another user's fds (CAP_DAC_READ_SEARCH) without reading their links (that needs

@@ -113,7 +113,13 @@ fn states_match_ss_name_owners_and_date_time_waits() {
     assert_eq!(states_of(&by_service["states"]), ss);
     assert_eq!(by_service["total"], 314);
     assert_eq!(by_service["netns"], ns.inode());
-    assert_eq!(by_service["owners_partial"], false);
+    // Root reads every process's fds, unless the host refuses even root (this VM's pid 1).
+    let refused = tracer_tests::deploy::processes_with_unreadable_links(&[]);
+    assert_eq!(
+        by_service["owners_partial"],
+        refused > 0,
+        "{refused} refused"
+    );
 
     // The CLOSE_WAITs are held by this process: /proc/PID/comm is the thread group's name (the
     // test binary's), not that of the thread holding the sockets.

@@ -96,3 +96,24 @@ pub fn runs_cleanly(wrapper: &[&str], args: &[String], addr: &str) -> String {
     );
     err
 }
+
+/// Processes whose fd links a command prefix (e.g. `setpriv` with a user and capabilities;
+/// empty for this process's own rights) cannot read: the oracle for `owners_partial`. Some
+/// hosts refuse even root (this VM's pid 1 lives in a parent user namespace).
+pub fn processes_with_unreadable_links(prefix: &[&str]) -> usize {
+    let scan = "for p in /proc/[0-9]*; do ls $p/fd >/dev/null 2>&1 || continue; \
+                for f in $p/fd/*; do [ -L \"$f\" ] || continue; \
+                readlink -v \"$f\" 2>&1 >/dev/null | grep -q denied && { echo $p; break; }; \
+                done; done";
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut cmd = Command::new(first);
+            cmd.args(rest).arg("sh");
+            cmd
+        }
+        None => Command::new("sh"),
+    };
+    cmd.args(["-c", scan]);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    text(&out.stdout).lines().count()
+}
