@@ -144,7 +144,7 @@ fn forcing_fentry_where_the_kernel_refuses_it_is_one_clear_error() {
     // A value that names no path is refused before anything is loaded.
     let bad = tracer(
         Some("kprobes"),
-        &["run", "--duration", "1", "--port", &port],
+        &["run", "--no-socket", "--duration", "1", "--port", &port],
     )
     .output()
     .expect("run tracer");

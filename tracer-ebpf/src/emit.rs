@@ -8,9 +8,7 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use tracer_common::{
-    AF_INET, AF_INET6, KernelOffsets, RawEvent, SockTuple, kind, transition_names_owner,
-};
+use tracer_common::{AF_INET, AF_INET6, KernelOffsets, RawEvent, SockTuple};
 
 use crate::filter;
 
@@ -197,24 +195,8 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
     unsafe {
         (*ev).ts_ns = bpf_ktime_get_boot_ns();
         (*ev).sk = sk as u64;
-        // The current task only means something where it is the socket's owner: elsewhere
-        // (softirq, timers) three helper calls are saved and the task fields stay 0.
-        let names_owner = seen.kind == kind::STATE_CHANGE
-            && transition_names_owner(seen.old_state, seen.new_state);
-        if names_owner {
-            (*ev).pid_tgid = bpf_get_current_pid_tgid();
-            (*ev).cgroup_id = bpf_get_current_cgroup_id();
-            // The helper fills (or, on error, zeroes) the 16 bytes itself.
-            generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
-        } else {
-            // Volatile stores: adjacent zero stores are otherwise merged into a memset call.
-            (&raw mut (*ev).pid_tgid).write_volatile(0);
-            (&raw mut (*ev).cgroup_id).write_volatile(0);
-            // comm is 8-byte aligned: two 8-byte stores.
-            let comm = (&raw mut (*ev).comm).cast::<u64>();
-            comm.write_volatile(0);
-            comm.add(1).write_volatile(0);
-        }
+        (*ev).pid_tgid = bpf_get_current_pid_tgid();
+        (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).netns = t.netns;
         write_addr(&raw mut (*ev).saddr, &t.saddr);
         write_addr(&raw mut (*ev).daddr, &t.daddr);
@@ -229,6 +211,8 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         pad.write_volatile(0);
         pad.add(1).write_volatile(0);
         pad.add(2).write_volatile(0);
+        // The helper fills (or, on error, zeroes) the 16 bytes itself.
+        generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
     }
     entry.submit(wakeup_flag());
     Ok(())
