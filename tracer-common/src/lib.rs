@@ -35,17 +35,6 @@ pub mod tcp_state {
     pub const CLOSING: u8 = 11;
 }
 
-/// State changes that happen only inside a system call of the socket's owner (connect,
-/// listen, close or shutdown), so the current task is the owner. Every other change may run in
-/// softirq on whichever task was interrupted: the model names owners from these changes only.
-pub fn transition_names_owner(old: u8, new: u8) -> bool {
-    use tcp_state::*;
-    matches!(
-        (old, new),
-        (CLOSE, SYN_SENT) | (CLOSE, LISTEN) | (ESTABLISHED, FIN_WAIT1) | (CLOSE_WAIT, LAST_ACK)
-    )
-}
-
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
@@ -58,8 +47,7 @@ pub struct RawEvent {
     pub ts_ns: u64,
     /// Kernel address of the socket (full or timewait); the key of a socket life.
     pub sk: u64,
-    /// `bpf_get_current_pid_tgid()`: tgid in the high half. Only the changes of
-    /// [`transition_names_owner`] name the socket's owner; elsewhere it is whichever task ran.
+    /// `bpf_get_current_pid_tgid()`: tgid in the high half. 0 in softirq on the idle task.
     pub pid_tgid: u64,
     /// `bpf_get_current_cgroup_id()`: the container of the current task (cgroup v2).
     pub cgroup_id: u64,

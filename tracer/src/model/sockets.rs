@@ -61,8 +61,11 @@ fn new_life_role(old: TcpState, new: TcpState) -> Option<Role> {
 /// Transitions that only happen inside a system call of the owning process
 /// (connect, listen, close, shutdown), so the current task is the owner.
 fn in_owner_context(old: TcpState, new: TcpState) -> bool {
-    // The same rule the kernel side uses to read the current task at all.
-    tracer_common::transition_names_owner(old.kernel(), new.kernel())
+    use TcpState::*;
+    matches!(
+        (old, new),
+        (Close, SynSent) | (Close, Listen) | (Established, FinWait1) | (CloseWait, LastAck)
+    )
 }
 
 impl Sockets {

@@ -72,11 +72,6 @@ impl TcpState {
         }
     }
 
-    /// The kernel's number for the state (`TCP_ESTABLISHED` = 1, ...).
-    pub fn kernel(self) -> u8 {
-        self.index() as u8 + 1
-    }
-
     /// Index into per-state arrays.
     pub fn index(self) -> usize {
         self as usize
@@ -170,7 +165,6 @@ mod tests {
             assert_eq!(s.name().parse::<TcpState>(), Ok(s));
             assert_eq!(s.name().to_lowercase().replace('_', "-").parse(), Ok(s));
             assert_eq!(TcpState::from_kernel(i as u8 + 1), Some(s));
-            assert_eq!(s.kernel(), i as u8 + 1);
             assert_eq!(s.index(), i);
         }
         assert_eq!(TcpState::from_kernel(12), None);

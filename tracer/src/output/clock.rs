@@ -45,10 +45,18 @@ impl WallClock {
             as i64
     }
 
+    /// Realtime at boot time `boot_ns` as seconds since the Unix epoch and nanoseconds into
+    /// that second.
+    pub fn split(&self, boot_ns: u64) -> (i64, u32) {
+        let ns = boot_ns as i128 + self.realtime_minus_boot_ns;
+        (
+            ns.div_euclid(1_000_000_000) as i64,
+            ns.rem_euclid(1_000_000_000) as u32,
+        )
+    }
+
     pub fn at(&self, boot_ts_ns: u64) -> DateTime<Local> {
-        let ns = boot_ts_ns as i128 + self.realtime_minus_boot_ns;
-        let secs = ns.div_euclid(1_000_000_000) as i64;
-        let nanos = ns.rem_euclid(1_000_000_000) as u32;
+        let (secs, nanos) = self.split(boot_ts_ns);
         Local
             .timestamp_opt(secs, nanos)
             .single()

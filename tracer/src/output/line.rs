@@ -60,11 +60,8 @@ impl TextLines {
 
     /// The line for `step`, valid until the next call.
     pub fn format(&mut self, step: &Step) -> &str {
-        let ns = self.clock.realtime_ns(step.ts_ns);
-        let (second, millis) = (
-            ns.div_euclid(1_000_000_000),
-            ns.rem_euclid(1_000_000_000) / 1_000_000,
-        );
+        let (second, nanos) = self.clock.split(step.ts_ns);
+        let millis = nanos / 1_000_000;
         if second != self.second {
             self.second = second;
             self.hms = self.clock.at(step.ts_ns).format("%H:%M:%S").to_string();
@@ -166,8 +163,7 @@ impl JsonLines {
 
     /// The JSON object for `step`, valid until the next call.
     pub fn format(&mut self, step: &Step) -> &[u8] {
-        let ns = self.clock.realtime_ns(step.ts_ns);
-        let (second, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+        let (second, nanos) = self.clock.split(step.ts_ns);
         if second != self.second {
             self.second = second;
             let at = self.clock.at(step.ts_ns);

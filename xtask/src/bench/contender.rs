@@ -88,6 +88,24 @@ pub fn start(
     Ok(Some(running))
 }
 
+/// Runs `load` (one round of churn) next to `contender`, started and attached before it and
+/// stopped after: what the load returned and what the contender used (nothing if untraced).
+pub fn alongside<T>(
+    contender: Contender,
+    tracer: &Path,
+    dir: &Path,
+    ring_bytes: Option<u32>,
+    load: impl FnOnce() -> T,
+) -> Result<(T, Usage)> {
+    let running = start(contender, tracer, dir, ring_bytes)?;
+    let out = load();
+    let usage = match running {
+        Some(running) => running.stop()?,
+        None => Usage::default(),
+    };
+    Ok((out, usage))
+}
+
 /// tracer says so on stderr once attached; tcpstates (whose stdout is block-buffered into
 /// the file) is taken as attached once it holds BPF links.
 fn wait_until_attached(contender: Contender, pid: u32, stderr: &Path) -> Result<()> {

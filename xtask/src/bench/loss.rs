@@ -96,12 +96,10 @@ fn traced_step(
 ) -> Result<(f64, f64, u64)> {
     let server = churn::Server::start(super::PORT + 1, threads, opts.closer)?;
     let round = Duration::from_secs(opts.seconds.into());
-    let running = contender::start(Contender::TracerQuiet, tracer, dir, ring_bytes)?;
-    let (done, _) = churn::clients(server.addr, threads, opts.closer, round);
-    let usage = match running {
-        Some(r) => r.stop()?,
-        None => contender::Usage::default(),
-    };
+    let ((done, _), usage) =
+        contender::alongside(Contender::TracerQuiet, tracer, dir, ring_bytes, || {
+            churn::clients(server.addr, threads, opts.closer, round)
+        })?;
     let secs = round.as_secs_f64();
     Ok((
         done as f64 / secs,

@@ -65,12 +65,9 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut series: Vec<Series> = contenders.iter().map(|_| Series::default()).collect();
     for r in 1..=opts.rounds {
         for (i, &c) in contenders.iter().enumerate() {
-            let running = contender::start(c, &tracer, &dir, None)?;
-            let (done, failed) = churn::clients(server.addr, opts.threads, opts.closer, round);
-            let usage = match running {
-                Some(running) => running.stop()?,
-                None => Usage::default(),
-            };
+            let ((done, failed), usage) = contender::alongside(c, &tracer, &dir, None, || {
+                churn::clients(server.addr, opts.threads, opts.closer, round)
+            })?;
             let rate = done as f64 / round.as_secs_f64();
             eprintln!(
                 "round {r}: {:<44} {rate:>8.0} conn/s{}",
