@@ -188,4 +188,4 @@ pub fn current_netns() -> u32 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,6 @@
 //! Unit tests of `tracer doctor` from synthetic inputs: the /proc parsers, every finding rule
 //! (including "nothing wrong found"), stuck sockets across two snapshots, text and JSON.
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use super::{
     Measured, Report,
@@ -10,8 +10,8 @@ use super::{
     sysctl::{self, Sysctls},
 };
 use crate::{
-    model::{Owner, TcpState, Tuple},
-    snapshot::{Age, DEFAULT_EPHEMERAL_PORTS, SnapSocket, Snapshot},
+    model::{Owner, TcpState},
+    snapshot::{DEFAULT_EPHEMERAL_PORTS, SnapSocket, Snapshot},
     stats::closes::CloseRow,
 };
 
@@ -73,20 +73,8 @@ pub fn counters(values: &[(&str, i64)]) -> Counters {
     c
 }
 
-pub fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-pub fn sock(state: TcpState, local: &str, lport: u16, remote: &str, rport: u16) -> SnapSocket {
-    SnapSocket {
-        state,
-        tuple: Tuple::new(ip(local), lport, ip(remote), rport),
-        inode: 0,
-        uid: 0,
-        owner: None,
-        age: Age::AtLeast(0),
-    }
-}
+/// The snapshot tests' socket maker: the doctor reads the same snapshots.
+pub use crate::snapshot::tests::sock;
 
 /// `s` held by process `pid` (a file, so an inode).
 pub fn owned(mut s: SnapSocket, pid: u32, comm: &str) -> SnapSocket {
