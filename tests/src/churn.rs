@@ -229,14 +229,9 @@ pub fn run_ip(slot: u8, last_bits: u8) -> String {
     )
 }
 
-/// Reads until the peer's FIN (at most 5 s).
+/// Reads until the peer's FIN (at most 5 s) and acknowledges it at once ([`crate::take_fin`]).
 pub fn read_to_eof(stream: &mut std::net::TcpStream) {
-    use std::io::Read;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    while stream.read(&mut buf).expect("read until FIN") > 0 {}
+    crate::take_fin(stream);
 }
 
 /// Ends a loopback connection with the client closing first, the same way every time: the

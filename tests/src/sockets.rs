@@ -3,11 +3,9 @@
 //! against `ss`. Nothing in it is reachable from outside; every wait is bounded.
 use std::{
     collections::BTreeMap,
-    io::Read,
     net::{SocketAddr, TcpListener, TcpStream},
     process::{Command, Output},
     thread::JoinHandle,
-    time::Duration,
 };
 
 use tracer::output::clock::boot_ns;
@@ -85,14 +83,10 @@ pub fn ss_state(name: &str) -> String {
     }
 }
 
-/// Blocks (at most 5 s) until the peer's FIN has arrived on `stream`: it is then in CLOSE_WAIT.
+/// Blocks (at most 5 s) until the peer's FIN has arrived on `stream` and acknowledges it at
+/// once ([`crate::take_fin`]): it is then in CLOSE_WAIT.
 fn await_eof(stream: &mut TcpStream) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut buf = [0u8; 16];
-    let n = stream.read(&mut buf).expect("read until the peer's FIN");
-    assert_eq!(n, 0, "the peer sent data instead of closing");
+    crate::take_fin(stream);
 }
 
 /// `n` connections to `server` in which the client closes first, the server second: each

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracer::doctor::counters;
 use tracer_tests::{
     sockets::{Netns, close_waits, time_waits},
-    tracer_bin,
+    take_fin, tracer_bin,
 };
 
 const TW_PORT: u16 = 7401;
@@ -174,11 +174,7 @@ fn server_closes_first(server: &TcpListener, n: usize) {
         let mut client = TcpStream::connect(server.local_addr().unwrap()).expect("connect");
         let (accepted, _) = server.accept().expect("accept");
         drop(accepted);
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut buf = [0u8; 8];
-        assert_eq!(client.read(&mut buf).expect("read the server's FIN"), 0);
+        take_fin(&mut client);
         drop(client);
     }
 }

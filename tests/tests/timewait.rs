@@ -4,7 +4,7 @@ use std::{net::TcpListener, time::Duration};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tracer::model::{Note, TcpState::*};
-use tracer_tests::{Trace, client_closes_first, free_port};
+use tracer_tests::{Trace, client_closes_first, free_port, take_fin};
 
 /// A client socket bound to a fixed local port, so a second connection reuses the 4-tuple.
 fn connect_from(local: u16, server: &TcpListener) -> Socket {
@@ -27,8 +27,9 @@ async fn reusing_the_tuple_ends_time_wait_early() {
     let server = TcpListener::bind(("127.0.0.1", sport)).unwrap();
     for round in 0..2 {
         let client = connect_from(cport, &server);
-        let (accepted, _) = server.accept().unwrap();
+        let (mut accepted, _) = server.accept().unwrap();
         drop(client);
+        take_fin(&mut accepted);
         std::thread::sleep(Duration::from_millis(20));
         drop(accepted);
         if round == 0 {

@@ -221,6 +221,7 @@ impl Collector {
             undecodable: self.undecodable,
             evicted: self.model.evictions().total(),
             max_sockets: self.model.limits().sockets as u64,
+            gaps: self.model.anomalies().gaps(),
         }
     }
 

@@ -66,6 +66,8 @@ struct JsonSummary<'a> {
     /// Sockets dropped from full tables (`--max-sockets`): their durations are not counted.
     evicted: u64,
     undecodable: u64,
+    /// Transitions inferred to have happened but never seen (lost, or not handed to eBPF).
+    gaps: u64,
 }
 
 impl RunSink {
@@ -84,6 +86,7 @@ impl RunSink {
                 lost: counters.lost,
                 evicted: counters.evicted,
                 undecodable: counters.undecodable,
+                gaps: counters.gaps,
             };
             writeln!(self.out, "{}", serde_json::to_string(&s)?)?;
         } else {

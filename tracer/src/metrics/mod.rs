@@ -12,6 +12,7 @@
 //! | `tracer_events_lost_total`           | counter   |                                 |
 //! | `tracer_events_undecodable_total`    | counter   |                                 |
 //! | `tracer_sockets_evicted_total`       | counter   |                                 |
+//! | `tracer_transitions_not_seen_total`  | counter   |                                 |
 //!
 //! The histogram, transition and end counters are fed by every [`Step`] as it comes; the
 //! gauges and event counters are refreshed from the collector on every tick ([`refresh_tick`]),
@@ -83,6 +84,7 @@ pub struct Metrics {
     lost: Counter,
     undecodable: Counter,
     evicted: Counter,
+    gaps: Counter,
     services: ServiceLimiter,
 }
 
@@ -100,6 +102,7 @@ impl Metrics {
             lost: Counter::default(),
             undecodable: Counter::default(),
             evicted: Counter::default(),
+            gaps: Counter::default(),
             services: ServiceLimiter::default(),
         };
         let r = registry.sub_registry_with_prefix("tracer");
@@ -152,6 +155,12 @@ impl Metrics {
             "Sockets dropped because the model's tables were full (--max-sockets): their later \
              transitions give no duration",
             m.evicted.clone(),
+        );
+        r.register(
+            "transitions_not_seen",
+            "Transitions sockets must have made that never arrived, inferred from what came \
+             next (lost events, or changes the kernel did not hand to eBPF)",
+            m.gaps.clone(),
         );
         m.refresh(&[], &Counters::default());
         m
@@ -215,6 +224,7 @@ impl Metrics {
             (&self.lost, counters.lost),
             (&self.undecodable, counters.undecodable),
             (&self.evicted, counters.evicted),
+            (&self.gaps, counters.gaps),
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }

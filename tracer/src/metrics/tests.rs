@@ -217,6 +217,7 @@ fn gauges_and_event_counters_follow_refreshes() {
         undecodable: 1,
         evicted: 12,
         max_sockets: 1_000_000,
+        gaps: 2,
     };
     metrics.refresh(&in_progress, &counters(120, 3));
     metrics.refresh(&in_progress, &counters(250, 3));
@@ -234,6 +235,8 @@ fn gauges_and_event_counters_follow_refreshes() {
     has(&text, "tracer_events_undecodable_total 1");
     has(&text, "# TYPE tracer_sockets_evicted_total counter");
     has(&text, "tracer_sockets_evicted_total 12");
+    has(&text, "# TYPE tracer_transitions_not_seen_total counter");
+    has(&text, "tracer_transitions_not_seen_total 2");
 
     metrics.refresh(&[], &counters(250, 3));
     let text = server::encode(&registry).unwrap();

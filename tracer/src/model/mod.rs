@@ -117,6 +117,17 @@ pub struct Anomalies {
     pub state_mismatch: u64,
     /// Timer events for a timewait socket whose start was not seen.
     pub timewait_start_not_seen: u64,
+    /// A new life began at a socket address while the model still had the previous life
+    /// open: the kernel frees a socket only after CLOSE, so that end never arrived (an event
+    /// was lost, or the kernel did not hand the transition to eBPF at all).
+    pub ends_not_seen: u64,
+}
+
+impl Anomalies {
+    /// Transitions a socket must have made that never arrived, each inferred once.
+    pub fn gaps(&self) -> u64 {
+        self.state_mismatch.saturating_add(self.ends_not_seen)
+    }
 }
 
 /// Sockets and timewait sockets being followed, and what they have done. Every table is

@@ -88,6 +88,9 @@ impl Sockets {
     ) -> Vec<Step> {
         // A new life at this address settles the end of the previous one: no RST can follow.
         let mut out = if new_life_role(old, new).is_some() {
+            if self.lives.get(ev.sk).is_some() {
+                anomalies.ends_not_seen += 1;
+            }
             self.pending.take(ev.sk).into_iter().collect()
         } else {
             Vec::new()

@@ -16,6 +16,10 @@ pub struct Counters {
     pub evicted: u64,
     /// The full-socket cap (`--max-sockets`) those tables are sized from.
     pub max_sockets: u64,
+    /// Transitions sockets must have made that never arrived, inferred from what came next
+    /// ([`crate::model::Anomalies::gaps`]): lost events, or changes the kernel did not hand
+    /// to eBPF at all.
+    pub gaps: u64,
 }
 
 /// One summary per state that saw any activity, in the kernel's state order, with the sockets
@@ -75,7 +79,7 @@ pub fn text(rows: &[StateSummary], counters: &Counters, title: &str) -> String {
         ));
     }
     out.push_str(&format!(
-        "events: {} received, {} lost{}{}\n",
+        "events: {} received, {} lost{}{}{}\n",
         counters.events,
         counters.lost,
         if counters.undecodable > 0 {
@@ -84,8 +88,18 @@ pub fn text(rows: &[StateSummary], counters: &Counters, title: &str) -> String {
             String::new()
         },
         evicted(counters),
+        gaps(counters.gaps),
     ));
     out
+}
+
+/// Said only when it happened: some durations are missing and the footer says why.
+fn gaps(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        1 => ", 1 transition not seen (inferred; README: Reliability)".into(),
+        n => format!(", {n} transitions not seen (inferred; README: Reliability)"),
+    }
 }
 
 /// Said only when it happened, like undecodable events; then it must not be missed: those
@@ -120,5 +134,25 @@ mod tests {
         let expected = "events: 35 received, 0 lost, 12 sockets evicted (table full at 1000000; \
                         see --max-sockets)";
         assert_eq!(last(&counters).as_deref(), Some(expected));
+    }
+
+    #[test]
+    fn the_footer_says_how_many_transitions_were_not_seen_only_when_some_were() {
+        let mut counters = Counters {
+            events: 35,
+            ..Counters::default()
+        };
+        let last = |c: &Counters| text(&[], c, "t").lines().last().map(str::to_owned);
+        assert!(!last(&counters).unwrap().contains("not seen"));
+        counters.gaps = 1;
+        let one =
+            "events: 35 received, 0 lost, 1 transition not seen (inferred; README: Reliability)";
+        assert_eq!(last(&counters).as_deref(), Some(one));
+        counters.gaps = 3;
+        assert!(
+            last(&counters)
+                .unwrap()
+                .ends_with(", 3 transitions not seen (inferred; README: Reliability)")
+        );
     }
 }
