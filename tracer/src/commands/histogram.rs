@@ -60,6 +60,10 @@ pub struct HistogramJson {
     /// Sockets dropped from full tables (`--max-sockets`); absent in older daemons' answers.
     #[serde(default)]
     pub evicted: u64,
+    /// Transitions inferred to have happened but never seen (README: Reliability); absent in
+    /// older daemons' answers.
+    #[serde(default)]
+    pub gaps: u64,
     /// What a `--window`/`--since` answer covers (only then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
@@ -92,6 +96,7 @@ impl HistogramJson {
             collected_ns,
             lost: collector.counters().lost,
             evicted: collector.counters().evicted,
+            gaps: collector.counters().gaps,
             interval: None,
             buckets: hist
                 .iter_recorded()
@@ -130,19 +135,29 @@ fn print(json: bool, data: &HistogramJson, hist: &Histogram<u64>, events: u64) -
                 client::span_and(
                     interval,
                     &format!(
-                        "{events} events, {} lost since the daemon started",
-                        data.lost
+                        "{events} events, {} lost{} since the daemon started",
+                        data.lost,
+                        not_seen(data.gaps)
                     )
                 )
             ),
             None => println!(
-                "collected for {}; {events} events, {} lost",
+                "collected for {}; {events} events, {} lost{}",
                 human(data.collected_ns),
-                data.lost
+                data.lost,
+                not_seen(data.gaps)
             ),
         }
     }
     Ok(())
+}
+
+/// Said only when some transitions were inferred but not seen (README: Reliability).
+fn not_seen(gaps: u64) -> String {
+    match gaps {
+        0 => String::new(),
+        n => format!(", {n} not seen"),
+    }
 }
 
 /// Without --duration and --from, a running daemon answers at once (unless --no-daemon).

@@ -106,6 +106,7 @@ pub fn respond(request: &Request, context: &Context, view: View<'_>) -> Response
         events: source.events,
         lost: counters.lost,
         undecodable: counters.undecodable,
+        gaps: counters.gaps,
         filter: context.filter.clone(),
         interval,
     };

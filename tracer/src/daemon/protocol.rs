@@ -226,6 +226,10 @@ pub struct Status {
     /// Since the start, whatever the window (the kernel counts them without a time).
     pub lost: u64,
     pub undecodable: u64,
+    /// Transitions inferred to have happened but never seen, since the start (README:
+    /// Reliability); absent from older daemons.
+    #[serde(default)]
+    pub gaps: u64,
     /// The daemon's kernel filter in words ([`describe`]).
     pub filter: String,
     /// Present when the request asked for an interval: exactly what the answer covers.

@@ -162,6 +162,7 @@ fn responses_round_trip() {
         events: 6,
         lost: 0,
         undecodable: 0,
+        gaps: 1,
         filter: "all TCP traffic".into(),
         interval: None,
     };
