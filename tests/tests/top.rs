@@ -72,9 +72,8 @@ impl Drop for Tmux {
 fn sockets_in(screen: &str, state: &str) -> Option<u64> {
     screen
         .lines()
-        .find(|l| l.starts_with(state))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
+        .filter(|l| l.starts_with(state))
+        .find_map(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 #[test]
@@ -86,8 +85,10 @@ fn top_draws_refreshes_and_quits_on_q_leaving_the_terminal_sane() {
         tracer_bin().display()
     );
     tmux.send(&[&cmd, "Enter"]);
+    // The table's TIME_WAIT row, not the words on the command line or in the stderr line
+    // that names the TIME_WAIT hooks (both are on screen before the first frame).
     let first = tmux.wait_for("the state table", |s| {
-        s.contains("tracer top") && s.contains("TIME_WAIT")
+        s.contains("tracer top  ") && sockets_in(s, "TIME_WAIT").is_some()
     });
     assert_eq!(sockets_in(&first, "TIME_WAIT"), Some(0), "{first}");
 
@@ -99,6 +100,18 @@ fn top_draws_refreshes_and_quits_on_q_leaving_the_terminal_sane() {
     let later = tmux.wait_for("3 TIME_WAIT", |s| sockets_in(s, "TIME_WAIT") == Some(3));
     assert!(later.contains("WHO CLOSED FIRST"), "{later}");
     assert!(later.contains(&format!("127.0.0.1:{port}")), "{later}");
+    // Who holds them: this test process, as the client of the service, 3 TIME_WAIT, 0 CLOSE_WAIT.
+    let holder = later
+        .lines()
+        .skip_while(|l| !l.starts_with("TIME_WAIT/CLOSE_WAIT BY"))
+        .find(|l| l.contains(&format!("127.0.0.1:{port}")) && l.contains("client"))
+        .unwrap_or_default();
+    let counts: Vec<&str> = holder.split_whitespace().rev().take(2).collect();
+    assert_eq!(counts, ["0", "3"], "{later}");
+    assert!(
+        holder.contains(&format!("({})", std::process::id())),
+        "{later}"
+    );
 
     tmux.send(&["q"]);
     let exit_line = |s: &str| {

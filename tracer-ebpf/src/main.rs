@@ -6,6 +6,7 @@
 mod emit;
 mod fentry;
 mod filter;
+mod floor;
 mod resets;
 mod state;
 mod timewait;

@@ -23,6 +23,7 @@ use serde::Serialize;
 pub use close::{CloseKind, End, Role, Service};
 pub use event::{Comm, Event, EventKind, TimerPhase, Tuple};
 pub use limits::{DEFAULT_MAX_SOCKETS, Evictions, Limits};
+pub use owners::OwnerId;
 pub use seed::Seed;
 pub use state::TcpState;
 
@@ -88,6 +89,16 @@ impl InProgress {
     pub fn service(&self) -> Service {
         Service::of(self.role, &self.tuple, false)
     }
+}
+
+/// A socket still in some state, as the tables hold it: 4 bytes of owner id rather than a
+/// copied [`Owner`], so a screen over a million sockets allocates nothing per socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub state: TcpState,
+    pub tuple: Tuple,
+    pub role: Role,
+    pub owner: OwnerId,
 }
 
 /// The sockets still in one state: how many, and the oldest one's age (and whether that age
@@ -294,6 +305,16 @@ impl Model {
             o.count += 1;
         }
         open
+    }
+
+    /// Every socket and timewait in progress ([`Held`]); [`Model::owner`] names its owner.
+    pub fn held(&self) -> impl Iterator<Item = Held> + '_ {
+        self.sockets.held().chain(self.timewaits.held())
+    }
+
+    /// The owner behind an id of [`Held`].
+    pub fn owner(&self, id: OwnerId) -> Owner {
+        self.owners.owner(id)
     }
 
     /// Adds the sockets that existed at attach time (see [`Seed`]). TIME_WAIT seeds become

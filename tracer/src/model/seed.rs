@@ -6,7 +6,7 @@
 //! Kept in a bounded table like live sockets (a host may have millions): past the cap the
 //! least recently entered seeds are evicted, and those sockets are seen as starting unseen.
 use super::{
-    InProgress, Owner, Role, TcpState, Tuple,
+    Held, InProgress, Owner, Role, TcpState, Tuple,
     bits::{Bits, Field},
     owners::{OwnerId, OwnerKey, Owners},
     table::family::{Keyed, Payload, Rows},
@@ -132,6 +132,16 @@ impl Seeds {
             exact: s.data.bits.flag(EXACT),
             role: s.data.bits.role(ROLE),
             owner: owners.owner(s.data.owner),
+        })
+    }
+
+    /// What each seed holds, without copying its owner out ([`Held`]).
+    pub fn held(&self) -> impl Iterator<Item = Held> + '_ {
+        self.rows.iter().map(|s| Held {
+            state: s.data.bits.state(STATE),
+            tuple: s.tuple,
+            role: s.data.bits.role(ROLE),
+            owner: s.data.owner,
         })
     }
 

@@ -6,7 +6,7 @@
 //! its next transition finds nothing, so like one of a socket that predates the trace it gets
 //! no duration (`StartNotSeen`), and a new life at that address starts afresh.
 use super::{
-    Anomalies, Event, InProgress, Note, Step, TcpState, Tuple,
+    Anomalies, Event, Held, InProgress, Note, Step, TcpState, Tuple,
     close::{CloseKind, End, Role, Service},
     life::{Life, LifeRow},
     limits::Limits,
@@ -307,6 +307,19 @@ impl Sockets {
                 owner: owners.owner(l.owner),
             })
             .chain(self.seeds.in_progress(now_ns, owners))
+    }
+
+    /// What each socket in progress holds, without copying its owner out.
+    pub fn held(&self) -> impl Iterator<Item = Held> + '_ {
+        let lives = self.lives.iter().map(Life::from_row);
+        lives
+            .map(|l| Held {
+                state: l.state,
+                tuple: l.tuple,
+                role: l.role,
+                owner: l.owner,
+            })
+            .chain(self.seeds.held())
     }
 
     /// (state, age, exact) of each socket in progress, without building an [`InProgress`].

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use super::{
-    Anomalies, Event, InProgress, Note, Step, TcpState, TimerPhase, Tuple,
+    Anomalies, Event, Held, InProgress, Note, Step, TcpState, TimerPhase, Tuple,
     limits::Limits,
     owners::Owners,
     seed::{Seed, Seeds},
@@ -348,6 +348,18 @@ impl TimeWaits {
                 owner: owners.owner(tw.owner),
             })
             .chain(self.seeds.in_progress(now_ns, owners))
+    }
+
+    /// What each timewait in progress holds, without copying its owner out.
+    pub fn held(&self) -> impl Iterator<Item = Held> + '_ {
+        let live = self.live.iter().map(TimeWait::from_row);
+        live.map(|tw| Held {
+            state: tw.substate,
+            tuple: tw.tuple,
+            role: tw.role,
+            owner: tw.owner,
+        })
+        .chain(self.seeds.held())
     }
 
     /// (state, age, exact) of each timewait in progress, without building an [`InProgress`].

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use crate::{
     commands::{collect::Collector, top::STATES},
-    model::{InProgress, Role, Service, Step, TcpState},
+    model::{Model, OwnerId, Role, Service, Step, TcpState},
     output::{closes::explain, duration::human},
     stats::closes::{CloseStats, GroupBy},
 };
@@ -26,21 +26,31 @@ impl Rates {
 
 const TOP_ROWS: usize = 8;
 
-/// Sockets in TIME_WAIT and CLOSE_WAIT per (service, role, process), most first.
-fn holders(open: &[InProgress]) -> Vec<((Service, Role, String), [u64; 2])> {
-    let mut by: HashMap<(Service, Role, String), [u64; 2]> = HashMap::new();
-    for p in open {
-        let slot = match p.state {
+/// Sockets in TIME_WAIT and CLOSE_WAIT per (service, role, process), most first. Counted by
+/// owner id in the model's own tables; only the owners that are shown get named.
+fn holders(model: &Model) -> Vec<((Service, Role, String), [u64; 2])> {
+    let mut by_id: HashMap<(Service, Role, OwnerId), [u64; 2]> = HashMap::new();
+    for held in model.held() {
+        let slot = match held.state {
             TcpState::TimeWait => 0,
             TcpState::CloseWait => 1,
             _ => continue,
         };
-        let process = if p.owner.pid == 0 {
+        let service = Service::of(held.role, &held.tuple, false);
+        by_id.entry((service, held.role, held.owner)).or_default()[slot] += 1;
+    }
+    // Owners that differ only in their cgroup show as one process.
+    let mut by: HashMap<(Service, Role, String), [u64; 2]> = HashMap::new();
+    for ((service, role, id), [tw, cw]) in by_id {
+        let owner = model.owner(id);
+        let process = if owner.pid == 0 {
             "-".to_string()
         } else {
-            format!("{} ({})", p.owner.comm, p.owner.pid)
+            format!("{} ({})", owner.comm, owner.pid)
         };
-        by.entry((p.service(), p.role, process)).or_default()[slot] += 1;
+        let counts = by.entry((service, role, process)).or_default();
+        counts[0] += tw;
+        counts[1] += cw;
     }
     let mut rows: Vec<_> = by.into_iter().collect();
     rows.sort_by(|a, b| {
@@ -57,30 +67,32 @@ pub fn render(collector: &Collector, closes: &CloseStats, rates: &mut Rates) -> 
     let counters = collector.counters();
     let secs = (now.saturating_sub(rates.last_ns.max(collector.started_ns)) as f64 / 1e9).max(1e-3);
     let per_sec = |n: u64| n as f64 / secs;
-    let open = collector.model.in_progress(now);
+    let open = collector.model.open_by_state(now);
     let mut out = format!(
-        "tracer top  {}   events {:.0}/s, transitions {:.0}/s, lost {}   (q quits)\n\n",
+        "tracer top  {}   events {:.0}/s, transitions {:.0}/s, lost {}{}   (q quits)\n\n",
         chrono::Local::now().format("%H:%M:%S"),
         per_sec(counters.events.saturating_sub(rates.last_events)),
         per_sec(rates.transitions),
         counters.lost,
+        match counters.gaps {
+            0 => String::new(),
+            n => format!(", not seen {n}"),
+        },
     );
     out.push_str(&format!(
         "{:<12} {:>9} {:>10} {:>11}\n",
         "STATE", "SOCKETS", "ENTERED/s", "OLDEST"
     ));
     for state in STATES {
-        let in_state: Vec<&InProgress> = open.iter().filter(|p| p.state == state).collect();
-        let oldest = in_state
-            .iter()
-            .max_by_key(|p| p.age_ns)
-            .map_or("-".into(), |p| {
-                format!("{}{}", if p.exact { "" } else { "≥" }, human(p.age_ns))
-            });
+        let o = open.get(state.index()).copied().unwrap_or_default();
+        let oldest = match (o.count, o.oldest_exact) {
+            (0, _) => "-".into(),
+            (_, exact) => format!("{}{}", if exact { "" } else { "≥" }, human(o.oldest_ns)),
+        };
         out.push_str(&format!(
             "{:<12} {:>9} {:>10.0} {:>11}\n",
             state.name(),
-            in_state.len(),
+            o.count,
             per_sec(rates.entered[state.index()]),
             oldest
         ));
@@ -89,7 +101,7 @@ pub fn render(collector: &Collector, closes: &CloseStats, rates: &mut Rates) -> 
         "\n{:<26} {:<8} {:<22} {:>9} {:>10}\n",
         "TIME_WAIT/CLOSE_WAIT BY", "ROLE", "PROCESS", "TIME_WAIT", "CLOSE_WAIT"
     ));
-    for ((service, role, process), [tw, cw]) in holders(&open) {
+    for ((service, role, process), [tw, cw]) in holders(&collector.model) {
         out.push_str(&format!(
             "{:<26} {:<8} {:<22} {tw:>9} {cw:>10}\n",
             service.to_string(),

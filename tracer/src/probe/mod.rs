@@ -1,5 +1,6 @@
 //! Loads and attaches the eBPF programs and reads their ring buffer. The only code that needs
 //! root; everything downstream consumes plain [`RawEvent`]s.
+mod floor;
 mod lost;
 mod offsets;
 mod privilege;
@@ -62,6 +63,34 @@ fn tw_timer_handler() -> Option<u64> {
     })
 }
 
+/// The state and reset programs, each attached to the tracepoint it is named after.
+fn attach_tracepoints(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<()> {
+    for name in TRACEPOINTS {
+        attach_btf_tracepoint(ebpf, btf, name, name)?;
+    }
+    Ok(())
+}
+
+/// Loads program `name` of the object for tp_btf `tracepoint` and attaches it.
+fn attach_btf_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    name: &str,
+    tracepoint: &str,
+) -> Result<()> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))?
+        .try_into()?;
+    program
+        .load(tracepoint, btf)
+        .with_context(|| format!("loading the {name} program"))?;
+    program
+        .attach()
+        .with_context(|| format!("attaching {name} to tracepoint {tracepoint}"))?;
+    Ok(())
+}
+
 impl Probe {
     /// Checks privileges, reads offsets from BTF, loads and attaches every program, with the
     /// TIME_WAIT path chosen by [`timewait::HOOKS_ENV`] (default: fentry, else the timer
@@ -97,23 +126,18 @@ impl Probe {
                 "/tracer"
             )))
             .context("loading the eBPF programs")?;
-        for name in TRACEPOINTS {
-            let program: &mut BtfTracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))?
-                .try_into()?;
-            program
-                .load(name, &btf)
-                .with_context(|| format!("loading the {name} program"))?;
-            program
-                .attach()
-                .with_context(|| format!("attaching to tracepoint {name}"))?;
-        }
-        let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
-        match &path {
-            timewait::Path::None(_) => eprintln!("warning: {path}"),
-            _ => eprintln!("{path}"),
-        }
+        let path = if floor::requested() {
+            floor::attach(&mut ebpf, &btf)?;
+            timewait::Path::None(format!("{}=1", floor::ENV))
+        } else {
+            attach_tracepoints(&mut ebpf, &btf)?;
+            let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
+            match &path {
+                timewait::Path::None(_) => eprintln!("warning: {path}"),
+                _ => eprintln!("{path}"),
+            }
+            path
+        };
         let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         Ok(Probe {

@@ -20,6 +20,9 @@ pub enum Contender {
     TracerLines,
     /// libbpf-tools `tcpstates`, a line per transition to a file.
     Tcpstates,
+    /// `tracer run --quiet` with `TRACER_EMPTY_PROGRAMS=1`: empty programs on the same hooks,
+    /// nothing traced. The floor: what running any program on these hooks costs.
+    EmptyPrograms,
 }
 
 impl Contender {
@@ -29,6 +32,7 @@ impl Contender {
             Contender::TracerQuiet => "tracer run --quiet (aggregates)",
             Contender::TracerLines => "tracer run (aggregates + a line per event)",
             Contender::Tcpstates => "libbpf-tools tcpstates",
+            Contender::EmptyPrograms => "empty programs on the same hooks (floor)",
         }
     }
 }
@@ -60,11 +64,14 @@ pub fn start(
     let mut command = match contender {
         Contender::Untraced => return Ok(None),
         Contender::Tcpstates => Command::new(TCPSTATES),
-        Contender::TracerQuiet | Contender::TracerLines => {
+        Contender::TracerQuiet | Contender::TracerLines | Contender::EmptyPrograms => {
             let mut c = Command::new(tracer);
             c.args(["run", "--no-socket", "--interval", "10s"]);
-            if contender == Contender::TracerQuiet {
+            if contender != Contender::TracerLines {
                 c.arg("--quiet");
+            }
+            if contender == Contender::EmptyPrograms {
+                c.env("TRACER_EMPTY_PROGRAMS", "1");
             }
             if let Some(bytes) = ring_bytes {
                 c.args(["--ring-bytes", &bytes.to_string()]);

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: loopback connection churn (xtask/src/churn.rs), untraced and traced,
-//! in interleaved rounds of the same length (untraced, tracer, tracer with lines, tcpstates,
-//! untraced, ...), so every ratio is measured side by side on a noisy 2-core machine. Then the
+//! in interleaved rounds of the same length (untraced, empty programs on the same hooks (the
+//! floor), tracer, tracer with lines, tcpstates, untraced, ...), so every ratio is measured
+//! side by side on a noisy 2-core machine. Then the
 //! per-program kernel cost and the highest event rate with nothing lost. All traffic goes to
 //! 127.0.0.0/8 and every round is bounded by its duration.
 mod contender;
@@ -46,6 +47,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let _tracefs = tracefs::for_tcpstates()?;
     let mut contenders = vec![
         Contender::Untraced,
+        Contender::EmptyPrograms,
         Contender::TracerQuiet,
         Contender::TracerLines,
     ];
