@@ -129,8 +129,9 @@ pub struct Anomalies {
     /// Timer events for a timewait socket whose start was not seen.
     pub timewait_start_not_seen: u64,
     /// A new life began at a socket address while the model still had the previous life
-    /// open: the kernel frees a socket only after CLOSE, so that end never arrived (an event
-    /// was lost, or the kernel did not hand the transition to eBPF at all).
+    /// open (a full socket not closed, a timewait neither expired nor killed): the kernel
+    /// frees a socket only after its end, so that end never arrived (an event was lost, or
+    /// the kernel did not hand it to eBPF at all).
     pub ends_not_seen: u64,
 }
 

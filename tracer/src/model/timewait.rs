@@ -231,8 +231,9 @@ impl TimeWaits {
             // A new timewait at the address of one that was killed: end the old life first.
             match tw.cancel {
                 Some((at, old)) => steps.extend(self.end(ev.sk, at, old, Note::EndedEarly, owners)),
+                // Neither its expiry nor a kill was seen: that end never arrived.
                 None => {
-                    anomalies.timewait_start_not_seen += 1;
+                    anomalies.ends_not_seen += 1;
                     self.live.remove(ev.sk);
                 }
             }

@@ -151,3 +151,26 @@ fn a_start_with_another_tuple_is_a_new_timewait_life() {
     let expired = "100 p0 TIME_WAIT->CLOSE 59999ms Expired".to_string();
     assert_eq!(ends, [(early, t1), (expired, t2)]);
 }
+
+/// A timewait whose expiry (or kill) never arrived, e.g. a timer softirq the kernel did not
+/// hand to eBPF: a new timewait with another tuple at its address counts that end as not seen,
+/// gives the old one no end time, and starts the new one cleanly.
+#[test]
+fn a_new_timewait_at_an_address_whose_end_was_not_seen_counts_a_gap() {
+    let (t1, t2) = (tuple(T0, 80), tuple(40008, 80));
+    let (model, steps) = run(&[
+        timer(S, TW, t1, Start, TimeWait),
+        timer(70 * S, TW, t2, Start, TimeWait),
+        timer(130 * S, TW, t2, Cancel, TimeWait),
+        timer(130 * S, TW, t2, Expire, TimeWait),
+    ]);
+    let ends: Vec<_> = steps
+        .iter()
+        .filter(|s| s.to == Close)
+        .map(|s| (show(s), s.tuple))
+        .collect();
+    let expired = "100 p0 TIME_WAIT->CLOSE 60000ms Expired".to_string();
+    assert_eq!(ends, [(expired, t2)]);
+    let anomalies = model.anomalies();
+    assert_eq!((anomalies.ends_not_seen, anomalies.gaps()), (1, 1));
+}
