@@ -71,6 +71,12 @@ fn attach_tracepoints(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<()> {
     Ok(())
 }
 
+/// Program `name` of the loaded object.
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))
+}
+
 /// Loads program `name` of the object for tp_btf `tracepoint` and attaches it.
 fn attach_btf_tracepoint(
     ebpf: &mut Ebpf,
@@ -78,10 +84,7 @@ fn attach_btf_tracepoint(
     name: &str,
     tracepoint: &str,
 ) -> Result<()> {
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))?
-        .try_into()?;
+    let program: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
     program
         .load(tracepoint, btf)
         .with_context(|| format!("loading the {name} program"))?;

@@ -11,6 +11,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, ProgramError},
 };
 
+use super::program;
+
 /// The environment variable that forces a path.
 pub const HOOKS_ENV: &str = "TRACER_TIMEWAIT_HOOKS";
 
@@ -219,11 +221,6 @@ fn refusal(e: ProgramError) -> anyhow::Error {
         }
         other => other.into(),
     }
-}
-
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
-    ebpf.program_mut(name)
-        .ok_or_else(|| anyhow!("eBPF program {name} missing from the object"))
 }
 
 #[cfg(test)]
