@@ -161,6 +161,8 @@ pub struct Running {
     pub child: std::process::Child,
     /// Reads stdout from the start, so a chatty tracer never blocks on a full pipe.
     stdout: Option<std::thread::JoinHandle<String>>,
+    /// What it said on stderr up to its ready line (which TIME_WAIT hooks, warnings).
+    pub stderr: Vec<String>,
 }
 
 impl Running {
@@ -195,20 +197,21 @@ impl Running {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let mut said = Vec::new();
+        while !said.iter().any(|l: &String| l.contains("Ctrl-C")) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains("Ctrl-C") => break,
-                Ok(_) => continue,
+                Ok(line) => said.push(line),
                 Err(e) => {
                     let _ = child.kill();
-                    panic!("tracer did not start: {e}");
+                    panic!("tracer did not start ({e}): {said:?}");
                 }
             }
         }
         Running {
             child,
             stdout: Some(stdout),
+            stderr: said,
         }
     }
 

@@ -4,19 +4,13 @@
 //! and forcing fentry must fail with one clear sentence. The fentry path itself runs on
 //! Debian's 6.1 under qemu (`cargo xtask qemu`). Also: the kernel's per-program recursion
 //! misses, part of the reported lost count, are read without error.
-use std::{
-    io::{BufRead, BufReader, Read},
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    thread::JoinHandle,
-    time::{Duration, Instant},
-};
+use std::{net::TcpListener, process::Command, time::Duration};
 
 use tracer::probe::{DEFAULT_RING_BYTES, Probe, timewait::HOOKS_ENV};
 use tracer_common::FilterConfig;
 use tracer_tests::{
-    churn::{final_summary, transitions},
+    Running,
+    churn::{final_summary, stop, transitions},
     client_closes_first, free_port, tracer_bin,
 };
 
@@ -35,70 +29,9 @@ fn tracer(hooks: Option<&str>, args: &[&str]) -> Command {
     cmd
 }
 
-/// A started tracer: its stderr up to its ready line, and its stdout being read.
-struct Started {
-    child: Child,
-    stderr: Vec<String>,
-    stdout: JoinHandle<String>,
-}
-
-fn start(hooks: Option<&str>, args: &[&str]) -> Started {
-    let mut child = tracer(hooks, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tracer");
-    let mut out = child.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stderr = Vec::new();
-    while !stderr.iter().any(|l: &String| l.contains("Ctrl-C")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => stderr.push(line),
-            Err(e) => {
-                let _ = child.kill();
-                panic!("tracer did not start ({e}): {stderr:?}");
-            }
-        }
-    }
-    Started {
-        child,
-        stderr,
-        stdout,
-    }
-}
-
-impl Started {
-    /// SIGTERM, then its exit code and stdout (at most 20 s).
-    fn stop(mut self) -> (i32, String) {
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("tracer did not exit on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let out = self.stdout.join().unwrap_or_default();
-        (status.code().unwrap_or(-1), out)
-    }
+/// `tracer ARGS` with the hooks chosen by `hooks`, attached (its stderr up to the ready line kept).
+fn start(hooks: Option<&str>, args: &[&str]) -> Running {
+    Running::start_command(tracer(hooks, args))
 }
 
 /// How forcing fentry went: `Some(stderr)` when this kernel refused it (exit 1), `None` when
@@ -172,7 +105,7 @@ fn auto_falls_back_to_the_timer_path_and_both_report_the_same_time_waits() {
     ];
     let auto = start(None, &args);
     let timer = start(Some("timer"), &args);
-    let said = |s: &Started, what: &str| s.stderr.iter().any(|l| l.starts_with(what));
+    let said = |s: &Running, what: &str| s.stderr.iter().any(|l| l.starts_with(what));
     if refused {
         assert!(
             said(
@@ -205,7 +138,7 @@ fn auto_falls_back_to_the_timer_path_and_both_report_the_same_time_waits() {
         .map(|_| client_closes_first(&server, Duration::from_millis(5)).port())
         .collect();
     for started in [auto, timer] {
-        let (code, out) = started.stop();
+        let (code, out) = stop(started);
         assert_eq!(code, 0);
         let mut starts: Vec<u16> = transitions(&out)
             .iter()
