@@ -229,11 +229,6 @@ pub fn run_ip(slot: u8, last_bits: u8) -> String {
     )
 }
 
-/// Reads until the peer's FIN (at most 5 s) and acknowledges it at once ([`crate::take_fin`]).
-pub fn read_to_eof(stream: &mut std::net::TcpStream) {
-    crate::take_fin(stream);
-}
-
 /// Ends a loopback connection with the client closing first, the same way every time: the
 /// client shuts down its side (FIN_WAIT1, FIN_WAIT2), the server reads the FIN and closes
 /// (CLOSE_WAIT, LAST_ACK), and the server's FIN takes the client's still-open socket into
@@ -245,7 +240,7 @@ pub fn close_client_first(mut client: std::net::TcpStream, mut accepted: std::ne
     client
         .shutdown(std::net::Shutdown::Write)
         .expect("shutdown");
-    read_to_eof(&mut accepted);
+    crate::take_fin(&mut accepted);
     drop(accepted);
-    read_to_eof(&mut client);
+    crate::take_fin(&mut client);
 }

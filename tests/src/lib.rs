@@ -127,17 +127,25 @@ pub fn client_closes_first(server: &TcpListener, hold: Duration) -> SocketAddr {
 /// task it interrupts, and this 6.18 kernel does not run eBPF programs (ours nor libbpf-tools'
 /// tcpstates) for the transitions of softirq work that interrupted PID 1: the peer's
 /// FIN_WAIT1 -> FIN_WAIT2 would then be missing now and then (README: Reliability). Sent from
-/// this system call, the peer's change happens in this task.
-pub fn take_fin(stream: &mut TcpStream) {
+/// this system call, the peer's change happens in this task. Returns how many bytes of data
+/// came before the FIN.
+pub fn take_fin(stream: &mut TcpStream) -> usize {
     use std::io::Read;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut buf = [0u8; 64];
-    while stream.read(&mut buf).expect("read until the peer's FIN") > 0 {}
+    let mut data = 0;
+    loop {
+        match stream.read(&mut buf).expect("read until the peer's FIN") {
+            0 => break,
+            n => data += n,
+        }
+    }
     socket2::SockRef::from(&*stream)
         .set_tcp_quickack(true)
         .expect("TCP_QUICKACK");
+    data
 }
 
 /// The `tracer` binary built next to this test executable (or `$TRACER_BIN`).

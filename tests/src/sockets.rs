@@ -83,12 +83,6 @@ pub fn ss_state(name: &str) -> String {
     }
 }
 
-/// Blocks (at most 5 s) until the peer's FIN has arrived on `stream` and acknowledges it at
-/// once ([`crate::take_fin`]): it is then in CLOSE_WAIT.
-fn await_eof(stream: &mut TcpStream) {
-    crate::take_fin(stream);
-}
-
 /// `n` connections to `server` in which the client closes first, the server second: each
 /// client end is left in TIME_WAIT. Returns each client address with the boot time (ns) at
 /// which its TIME_WAIT began (when the server's FIN went out, just before the return of close).
@@ -101,7 +95,8 @@ pub fn time_waits(server: &TcpListener, n: usize) -> Vec<(SocketAddr, u64)> {
             drop(client);
             // The server must have the client's FIN before it closes, or both would close at
             // once (CLOSING) and both ends would hold a TIME_WAIT.
-            await_eof(&mut accepted);
+            let data = crate::take_fin(&mut accepted);
+            assert_eq!(data, 0, "the peer sent data instead of closing");
             drop(accepted);
             (addr, boot_ns())
         })
@@ -117,7 +112,8 @@ pub fn close_waits(server: &TcpListener, n: usize) -> Vec<TcpStream> {
             let client = TcpStream::connect(server.local_addr().unwrap()).expect("connect");
             let (mut accepted, _) = server.accept().expect("accept");
             drop(client);
-            await_eof(&mut accepted);
+            let data = crate::take_fin(&mut accepted);
+            assert_eq!(data, 0, "the peer sent data instead of closing");
             accepted
         })
         .collect()

@@ -11,9 +11,10 @@ use std::{
 use serde_json::Value;
 use tracer_tests::{
     Running,
-    churn::{changes, count_by_change, read_to_eof, stop, transitions},
+    churn::{changes, count_by_change, stop, transitions},
     free_port,
     netns::{HostPair, SERVER_IP},
+    take_fin,
 };
 
 fn stat_inode(ns: &str) -> u64 {
@@ -42,7 +43,7 @@ fn churn(
         ready_tx.send(()).unwrap();
         for _ in 0..n {
             let (mut s, _) = listener.accept().expect("accept");
-            read_to_eof(&mut s);
+            take_fin(&mut s);
         }
     });
     ready_rx
@@ -54,7 +55,7 @@ fn churn(
             std::thread::sleep(Duration::from_millis(20));
             // Shut down, not close: see close_client_first.
             c.shutdown(std::net::Shutdown::Write).expect("shutdown");
-            read_to_eof(&mut c);
+            take_fin(&mut c);
         }
     });
     (server, client)

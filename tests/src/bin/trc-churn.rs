@@ -17,7 +17,7 @@ use std::{
 };
 
 use socket2::{Domain, Socket, Type};
-use tracer_tests::churn::{close_client_first, read_to_eof};
+use tracer_tests::{churn::close_client_first, take_fin};
 
 struct Opts {
     mode: String,
@@ -114,12 +114,12 @@ fn main() {
                 let (mut accepted, _) = l.accept().expect("accept");
                 std::thread::sleep(opts.hold);
                 accepted.shutdown(Shutdown::Write).expect("shutdown");
-                read_to_eof(&mut accepted);
+                take_fin(&mut accepted);
             }
             (None, _) => {
                 // Until the server's FIN, then close: CLOSE_WAIT -> LAST_ACK.
                 let mut client = connect(opts.addr, opts.bind);
-                read_to_eof(&mut client);
+                take_fin(&mut client);
             }
         }
     }
