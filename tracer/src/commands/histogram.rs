@@ -91,12 +91,14 @@ impl HistogramJson {
         collected_ns: u64,
     ) -> HistogramJson {
         let hist = stats.histogram(state);
+        // Once: the lost count is read from the kernel (a syscall per program).
+        let counters = collector.counters();
         HistogramJson {
             summary: collector.summary_of(stats, state),
             collected_ns,
-            lost: collector.counters().lost,
-            evicted: collector.counters().evicted,
-            gaps: collector.counters().gaps,
+            lost: counters.lost,
+            evicted: counters.evicted,
+            gaps: counters.gaps,
             interval: None,
             buckets: hist
                 .iter_recorded()
