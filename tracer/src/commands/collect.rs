@@ -74,6 +74,8 @@ pub struct Collector {
     pub started_ns: u64,
     clock: WallClock,
     raw: Vec<RawEvent>,
+    /// The steps of one event (or one settling), reused: no allocation per event.
+    steps: Vec<Step>,
     /// The last lost count read from the kernel, shown again (with one warning) if a later
     /// read fails, rather than a silent 0.
     last_lost: std::cell::Cell<u64>,
@@ -157,6 +159,7 @@ impl Collector {
             started_ns,
             clock,
             raw: Vec::with_capacity(4096),
+            steps: Vec::with_capacity(16),
             last_lost: std::cell::Cell::new(0),
             lost_warned: std::cell::Cell::new(false),
         }
@@ -195,11 +198,29 @@ impl Collector {
             self.undecodable += 1;
             return Ok(());
         };
-        for step in self.model.apply(&event) {
-            self.stats.record(&step);
-            sink.step(&step)?;
+        self.steps_from(sink, |model, steps| model.apply_into(&event, steps))
+    }
+
+    /// Lets the model `produce` steps into the reused buffer, then records them and hands them
+    /// to the sink.
+    fn steps_from(
+        &mut self,
+        sink: &mut dyn Sink,
+        produce: impl FnOnce(&mut Model, &mut Vec<Step>),
+    ) -> Result<()> {
+        let mut steps = std::mem::take(&mut self.steps);
+        produce(&mut self.model, &mut steps);
+        let mut handed = Ok(());
+        for step in &steps {
+            self.stats.record(step);
+            handed = sink.step(step);
+            if handed.is_err() {
+                break;
+            }
         }
-        Ok(())
+        steps.clear();
+        self.steps = steps;
+        handed
     }
 
     fn process(&mut self, sink: &mut dyn Sink) -> Result<()> {
@@ -331,11 +352,8 @@ impl Collector {
 
     /// Ends timewaits whose early end became certain with the passing of time.
     fn settle(&mut self, sink: &mut dyn Sink) -> Result<()> {
-        for step in self.model.finish(self.now_ns()) {
-            self.stats.record(&step);
-            sink.step(&step)?;
-        }
-        Ok(())
+        let now_ns = self.now_ns();
+        self.steps_from(sink, |model, steps| model.finish_into(now_ns, steps))
     }
 }
 

@@ -59,7 +59,7 @@ pub fn port_use(i: &Inputs) -> Vec<PortUse> {
             acc.tw.insert(t.local_port);
         }
         if let Some(o) = &s.owner {
-            *acc.owners.entry((o.pid, o.comm.clone())).or_default() += 1;
+            *acc.owners.entry((o.pid, o.comm.to_string())).or_default() += 1;
         }
     }
     let mut out: Vec<PortUse> = by_dest

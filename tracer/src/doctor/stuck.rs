@@ -46,7 +46,7 @@ fn of(s: &crate::snapshot::SnapSocket, at_least_ns: u64) -> Stuck {
     let (pid, comm) = s
         .owner
         .as_ref()
-        .map_or((0, String::new()), |o| (o.pid, o.comm.clone()));
+        .map_or((0, String::new()), |o| (o.pid, o.comm.to_string()));
     Stuck {
         state: s.state,
         local: endpoint(t.local.to_canonical(), t.local_port),

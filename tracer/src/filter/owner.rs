@@ -18,7 +18,7 @@ pub fn owner_passes(config: &FilterConfig, owner: &Owner) -> bool {
     if want & owner_match::PID != 0 && owner.pid != config.pid {
         return false;
     }
-    if want & owner_match::COMM != 0 && comm_bytes(&owner.comm) != config.comm {
+    if want & owner_match::COMM != 0 && comm_bytes(owner.comm.as_str()) != config.comm {
         return false;
     }
     if want & owner_match::CGROUP != 0 && !process_in_cgroup(owner.pid, config.cgroup_id) {

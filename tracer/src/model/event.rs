@@ -26,9 +26,10 @@ impl Tuple {
     }
 }
 
-/// A task's command name as the kernel keeps it: 16 bytes, NUL-padded. Kept inline so decoding
-/// an event allocates nothing; turned into a `String` only when it names an owner.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+/// A task's command name as the kernel keeps it: 16 bytes, NUL-padded. Kept inline, in events
+/// and owners alike, so nothing on the per-event path allocates for it. NUL padding makes the
+/// byte order the order of the names.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Comm([u8; 16]);
 
 impl Comm {
@@ -44,6 +45,24 @@ impl From<&str> for Comm {
         let n = s.len().min(15);
         bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
         Comm(bytes)
+    }
+}
+
+impl PartialEq<str> for Comm {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Comm {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Comm {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 

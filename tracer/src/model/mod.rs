@@ -32,10 +32,10 @@ use sockets::Sockets;
 use timewait::TimeWaits;
 
 /// Who a socket belongs to, as far as the model could tell.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Owner {
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     /// cgroup (v2) id of the owner when it was seen: its container.
     pub cgroup_id: u64,
 }
@@ -209,7 +209,15 @@ impl Model {
     /// Feeds one event; returns the steps it completes (possibly none, possibly an earlier
     /// timewait end that this event's time makes certain).
     pub fn apply(&mut self, ev: &Event) -> Vec<Step> {
-        let mut steps = self.finish(ev.ts_ns);
+        let mut steps = Vec::new();
+        self.apply_into(ev, &mut steps);
+        steps
+    }
+
+    /// [`Model::apply`] appending to `steps`: the collector reuses one buffer for every event
+    /// (a `Vec` per event was one of the daemon's two allocations an event).
+    pub fn apply_into(&mut self, ev: &Event, steps: &mut Vec<Step>) {
+        self.finish_into(ev.ts_ns, steps);
         let unsure = ev.ts_ns < self.unsure_until_ns;
         match ev.kind {
             // shutdown() then close() can report FIN_WAIT1 -> FIN_WAIT1: not a change.
@@ -221,10 +229,8 @@ impl Model {
                     sockets::Handover::None
                 };
                 let (anomalies, owners) = (&mut self.anomalies, &mut self.owners);
-                let changed = self
-                    .sockets
-                    .change(ev, (old, new), handed, anomalies, owners);
-                append(&mut steps, changed);
+                self.sockets
+                    .change(ev, (old, new), handed, (anomalies, owners), steps);
                 if (old, new) == (TcpState::CloseWait, TcpState::LastAck) {
                     steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev, &self.owners));
                 }
@@ -233,8 +239,8 @@ impl Model {
                 let closing = self.sockets.closing(&ev.tuple, ev.netns);
                 let (anomalies, owners) = (&mut self.anomalies, &self.owners);
                 let (timer, known) = ((phase, substate), (closing, unsure));
-                let ended = self.timewaits.timer(ev, timer, known, anomalies, owners);
-                append(&mut steps, ended);
+                self.timewaits
+                    .timer(ev, timer, known, (anomalies, owners), steps);
             }
             EventKind::ResetSent => steps.extend(self.sockets.reset(ev, true)),
             EventKind::ResetReceived => steps.extend(self.sockets.reset(ev, false)),
@@ -245,17 +251,6 @@ impl Model {
             self.unsure_until_ns = ev.ts_ns.saturating_add(timewait::UNSURE_AFTER_EVICTION_NS);
         }
         self.sweep_owners();
-        steps
-    }
-}
-
-/// `steps` then `more`; when `steps` is empty (most events) it takes `more`'s buffer rather
-/// than allocating another and copying.
-fn append(steps: &mut Vec<Step>, more: Vec<Step>) {
-    if steps.is_empty() {
-        *steps = more;
-    } else {
-        steps.extend(more);
     }
 }
 
@@ -276,9 +271,15 @@ impl Model {
     /// expiry or re-arm (early ends), and aborts whose RST did not come. Call it on a timer and
     /// before a final summary.
     pub fn finish(&mut self, now_ns: u64) -> Vec<Step> {
-        let mut steps = self.timewaits.settle(now_ns, &self.owners);
-        steps.extend(self.sockets.settle(now_ns));
+        let mut steps = Vec::new();
+        self.finish_into(now_ns, &mut steps);
         steps
+    }
+
+    /// [`Model::finish`] appending to `steps`.
+    pub fn finish_into(&mut self, now_ns: u64, steps: &mut Vec<Step>) {
+        self.timewaits.settle(now_ns, &self.owners, steps);
+        self.sockets.settle(now_ns, steps);
     }
 
     /// Sockets still in a state at `now_ns`, with their age in it.

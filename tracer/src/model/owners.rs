@@ -31,7 +31,7 @@ impl OwnerKey {
     pub fn from_owner(owner: &Owner) -> OwnerKey {
         OwnerKey {
             pid: owner.pid,
-            comm: Comm::from(owner.comm.as_str()),
+            comm: owner.comm,
             cgroup_id: owner.cgroup_id,
         }
     }
@@ -39,7 +39,7 @@ impl OwnerKey {
     pub fn owner(&self) -> Owner {
         Owner {
             pid: self.pid,
-            comm: self.comm.as_str().to_owned(),
+            comm: self.comm,
             cgroup_id: self.cgroup_id,
         }
     }

@@ -34,11 +34,11 @@ impl PendingEnds {
         self.evicted
     }
 
-    /// Holds `step`; returns an earlier end still held for the same address (its life is
-    /// over for good now) and, when full, the oldest end held: no end is ever dropped.
-    pub fn hold(&mut self, step: Step) -> Vec<Step> {
+    /// Holds `step`; releases into `out` an earlier end still held for the same address (its
+    /// life is over for good now) and, when full, the oldest end held: no end is ever dropped.
+    pub fn hold(&mut self, step: Step, out: &mut Vec<Step>) {
         self.order.push_back((step.ts_ns, step.sk));
-        let mut out: Vec<Step> = self.held.insert(step.sk, step).into_iter().collect();
+        out.extend(self.held.insert(step.sk, step));
         while self.held.len() > self.cap {
             let Some((at, sk)) = self.order.pop_front() else {
                 break;
@@ -53,7 +53,6 @@ impl PendingEnds {
             self.order
                 .retain(|(at, sk)| held.get(sk).is_some_and(|s| s.ts_ns == *at));
         }
-        out
     }
 
     /// Releases the held end of the socket at `sk`, unchanged (its life is over for good).
@@ -73,8 +72,7 @@ impl PendingEnds {
         Some(step)
     }
 
-    pub fn settle(&mut self, now_ns: u64) -> Vec<Step> {
-        let mut out = Vec::new();
+    pub fn settle(&mut self, now_ns: u64, out: &mut Vec<Step>) {
         while let Some(&(at, sk)) = self.order.front() {
             if at.saturating_add(RESET_GRACE_NS) >= now_ns {
                 break;
@@ -84,6 +82,5 @@ impl PendingEnds {
                 out.extend(self.held.remove(&sk));
             }
         }
-        out
     }
 }

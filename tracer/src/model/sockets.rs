@@ -83,18 +83,16 @@ impl Sockets {
         ev: &Event,
         (old, new): (TcpState, TcpState),
         handover: Handover,
-        anomalies: &mut Anomalies,
-        owners: &mut Owners,
-    ) -> Vec<Step> {
+        (anomalies, owners): (&mut Anomalies, &mut Owners),
+        out: &mut Vec<Step>,
+    ) {
         // A new life at this address settles the end of the previous one: no RST can follow.
-        let mut out = if new_life_role(old, new).is_some() {
+        if new_life_role(old, new).is_some() {
             if self.lives.get(ev.sk).is_some() {
                 anomalies.ends_not_seen += 1;
             }
-            self.pending.take(ev.sk).into_iter().collect()
-        } else {
-            Vec::new()
-        };
+            out.extend(self.pending.take(ev.sk));
+        }
         let known = self.continue_life(ev, old, new, anomalies);
         let dwell_ns = match (known, handover) {
             (_, Handover::ContinuesFinWait2) if new == TcpState::Close => None,
@@ -146,12 +144,12 @@ impl Sockets {
             life.netns = ev.netns;
             self.lives.put(life.row());
             out.push(step);
-            return out;
+            return;
         }
         self.lives.remove(ev.sk);
         if life.role == Role::Listener {
             out.push(step);
-            return out;
+            return;
         }
         let service = self.service(&life, ev);
         let end = |kind| End {
@@ -179,10 +177,9 @@ impl Sockets {
             // An abort reports CLOSE before its RST: wait for it (or its absence).
             None => {
                 step.end = Some(end(CloseKind::Aborted));
-                out.extend(self.pending.hold(step));
+                self.pending.hold(step, out);
             }
         }
-        out
     }
 
     /// The life this transition continues, with the time spent in `old`; `None` when the
@@ -275,8 +272,8 @@ impl Sockets {
     }
 
     /// Ends held for an RST that did not come within the grace: aborted without one.
-    pub fn settle(&mut self, now_ns: u64) -> Vec<Step> {
-        self.pending.settle(now_ns)
+    pub fn settle(&mut self, now_ns: u64, out: &mut Vec<Step>) {
+        self.pending.settle(now_ns, out);
     }
 
     /// The closing full socket with this tuple, if one is followed.

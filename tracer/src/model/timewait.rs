@@ -67,8 +67,7 @@ impl TimeWaits {
     }
 
     /// Ends the timewaits whose cancel was not followed by an expiry or re-arm before `now_ns`.
-    pub fn settle(&mut self, now_ns: u64, owners: &Owners) -> Vec<Step> {
-        let mut steps = Vec::new();
+    pub fn settle(&mut self, now_ns: u64, owners: &Owners, steps: &mut Vec<Step>) {
         while let Some(&(at, addr)) = self.cancels.front() {
             if at.saturating_add(CANCEL_GRACE_NS) >= now_ns {
                 break;
@@ -77,10 +76,9 @@ impl TimeWaits {
             if let Some((cancel_at, substate)) = self.get(addr).and_then(|tw| tw.cancel)
                 && cancel_at == at
             {
-                steps.extend(self.end(addr, at, substate, Note::EndedEarly, owners));
+                self.end(addr, at, substate, Note::EndedEarly, owners, steps);
             }
         }
-        steps
     }
 
     fn get(&self, addr: u64) -> Option<TimeWait> {
@@ -161,12 +159,15 @@ impl TimeWaits {
         ev: &Event,
         (phase, substate): (TimerPhase, TcpState),
         (closing, unsure): (Option<Closing>, bool),
-        anomalies: &mut Anomalies,
-        owners: &Owners,
-    ) -> Vec<Step> {
+        (anomalies, owners): (&mut Anomalies, &Owners),
+        steps: &mut Vec<Step>,
+    ) {
         self.adopt_seed(ev, phase);
         match phase {
-            TimerPhase::Start => self.start(ev, substate, (closing, unsure), anomalies, owners),
+            TimerPhase::Start => {
+                let known = (closing, unsure);
+                self.start(ev, substate, known, (anomalies, owners), steps);
+            }
             TimerPhase::Cancel => {
                 if let Some(mut tw) = self.get(ev.sk) {
                     tw.cancel = Some((ev.ts_ns, substate));
@@ -174,14 +175,13 @@ impl TimeWaits {
                     self.cancels.push_back((ev.ts_ns, ev.sk));
                     self.forget_stale_cancels();
                 }
-                Vec::new()
             }
             TimerPhase::Expire if self.live.get(ev.sk).is_some() => {
-                self.end(ev.sk, ev.ts_ns, substate, Note::Expired, owners)
+                self.end(ev.sk, ev.ts_ns, substate, Note::Expired, owners, steps);
             }
             TimerPhase::Expire => {
                 anomalies.timewait_start_not_seen += 1;
-                vec![Step {
+                steps.push(Step {
                     ts_ns: ev.ts_ns,
                     sk: ev.sk,
                     tuple: ev.tuple,
@@ -192,7 +192,7 @@ impl TimeWaits {
                     dwell_ns: None,
                     note: Some(Note::StartNotSeen),
                     end: None,
-                }]
+                });
             }
         }
     }
@@ -215,10 +215,9 @@ impl TimeWaits {
         ev: &Event,
         substate: TcpState,
         (closing, unsure): (Option<Closing>, bool),
-        anomalies: &mut Anomalies,
-        owners: &Owners,
-    ) -> Vec<Step> {
-        let mut steps = Vec::new();
+        (anomalies, owners): (&mut Anomalies, &Owners),
+        steps: &mut Vec<Step>,
+    ) {
         if let Some(mut tw) = self.get(ev.sk) {
             // A re-arm keeps its tuple; a handover or another tuple means a new timewait.
             if closing.is_none() && tw.tuple == ev.tuple {
@@ -226,11 +225,12 @@ impl TimeWaits {
                 if unsure && tw.substate == substate {
                     (tw.start_seen, tw.since_known) = (false, false);
                 }
-                return self.rearm(tw, ev, substate, owners).into_iter().collect();
+                steps.extend(self.rearm(tw, ev, substate, owners));
+                return;
             }
             // A new timewait at the address of one that was killed: end the old life first.
             match tw.cancel {
-                Some((at, old)) => steps.extend(self.end(ev.sk, at, old, Note::EndedEarly, owners)),
+                Some((at, old)) => self.end(ev.sk, at, old, Note::EndedEarly, owners, steps),
                 // Neither its expiry nor a kill was seen: that end never arrived.
                 None => {
                     anomalies.ends_not_seen += 1;
@@ -267,7 +267,6 @@ impl TimeWaits {
             step.from = from;
             steps.push(step);
         }
-        steps
     }
 
     /// A re-arm of a live timewait: a substate change or a refreshed timeout.
@@ -312,11 +311,11 @@ impl TimeWaits {
         final_substate: TcpState,
         note: Note,
         owners: &Owners,
-    ) -> Vec<Step> {
+        steps: &mut Vec<Step>,
+    ) {
         let Some(mut tw) = self.live.remove(addr).map(TimeWait::from_row) else {
-            return Vec::new();
+            return;
         };
-        let mut steps = Vec::new();
         if tw.substate == TcpState::FinWait2 && final_substate == TcpState::TimeWait {
             // The FIN arrived without a visible re-arm: FIN_WAIT2 is known up to the
             // timewait's start, TIME_WAIT is counted from there.
@@ -329,7 +328,6 @@ impl TimeWaits {
         }
         let (dwell_ns, note) = dwell(tw.since_known, tw.since_ns, at_ns, Some(note));
         steps.push(self.step(&tw, at_ns, TcpState::Close, dwell_ns, note, owners));
-        steps
     }
 
     pub fn in_progress<'a>(

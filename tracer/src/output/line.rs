@@ -181,7 +181,7 @@ impl JsonLines {
             time: &self.time,
             ts_ns: step.ts_ns,
             pid: step.owner.pid,
-            comm: &step.owner.comm,
+            comm: step.owner.comm.as_str(),
             local: &self.local,
             remote: &self.remote,
             from: step.from,

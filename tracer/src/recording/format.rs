@@ -71,30 +71,11 @@ pub enum Record {
     End { end_ns: u64, lost: u64, events: u64 },
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib and PNG compute it).
+/// CRC-32 (IEEE 802.3, reflected, as zlib and PNG compute it): every record carries one, and
+/// `crc32fast` computes it with the CPU's carry-less multiply (the bytewise table it replaced
+/// took a third of a replay's time).
 pub fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    !bytes.iter().fold(!0u32, |c, &b| {
-        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
-    })
+    crc32fast::hash(bytes)
 }
 
 /// Little-endian writer into a growing buffer.

@@ -120,7 +120,7 @@ impl Snapshot {
                     .flatten()
                     .map(|o| Owner {
                         cgroup_id: e.cgroup_id,
-                        ..o.clone()
+                        ..*o
                     });
                 SnapSocket {
                     state: e.state,

@@ -11,7 +11,7 @@ use std::{
     path::Path,
 };
 
-use crate::model::Owner;
+use crate::model::{Comm, Owner};
 
 /// Owners found for the inodes that were asked about.
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ pub fn scan(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> Owners {
             let comm = comm.get_or_insert_with(|| read_comm(&entry.path()));
             let owner = Owner {
                 pid,
-                comm: comm.clone(),
+                comm: Comm::from(comm.as_str()),
                 cgroup_id: 0,
             };
             owners
@@ -83,7 +83,7 @@ pub fn scan(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> Owners {
                 .entry(inode)
                 .and_modify(|o| {
                     if pid < o.pid {
-                        *o = owner.clone();
+                        *o = owner;
                     }
                 })
                 .or_insert(owner);

@@ -17,7 +17,7 @@ pub fn seeds(snap: &Snapshot) -> Vec<Seed> {
                 state: sock.state,
                 tuple: sock.tuple,
                 netns: snap.netns,
-                owner: sock.owner.clone().unwrap_or_default(),
+                owner: sock.owner.unwrap_or_default(),
                 role,
                 entered_ns: snap.taken_ns.saturating_sub(sock.age.ns()),
                 exact: sock.age.is_exact(),

@@ -179,7 +179,7 @@ pub fn summarize(snap: &Snapshot, by: StatesBy) -> Summary {
         let (pid, comm) = sock
             .owner
             .as_ref()
-            .map_or((0, String::new()), |o| (o.pid, o.comm.clone()));
+            .map_or((0, String::new()), |o| (o.pid, o.comm.to_string()));
         let key = match by {
             StatesBy::State => continue,
             StatesBy::Service => Key::Service { service, role },

@@ -8,7 +8,7 @@ use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CloseKind, End, Owner, Role, Service, Step};
+use crate::model::{CloseKind, Comm, End, Owner, Role, Service, Step};
 
 /// What a row groups by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -25,7 +25,7 @@ enum Key {
         role: Role,
     },
     Process {
-        comm: String,
+        comm: Comm,
         pid: u32,
         role: Role,
     },
@@ -183,7 +183,7 @@ impl CloseStats {
         if let Some(count) = group.owners.get_mut(owner) {
             *count += n;
         } else if !limited || group.owners.len() < OWNERS_KEPT {
-            group.owners.insert(owner.clone(), n);
+            group.owners.insert(*owner, n);
         }
     }
 
@@ -208,7 +208,7 @@ impl CloseStats {
                 role: end.role,
             },
             Key::Process {
-                comm: step.owner.comm.clone(),
+                comm: step.owner.comm,
                 pid: step.owner.pid,
                 role: end.role,
             },
@@ -232,7 +232,7 @@ impl CloseStats {
                     .owners
                     .iter()
                     .max_by_key(|(owner, n)| (**n, owner.pid != 0))
-                    .map(|(owner, _)| owner.clone())
+                    .map(|(owner, _)| *owner)
                     .unwrap_or_default();
                 row.pid = top.pid;
                 row.cgroup_id = top.cgroup_id;

@@ -179,7 +179,7 @@ fn listeners_seeds_and_held_ends_are_bounded_and_counted() {
         state: Established,
         tuple: tuple(41000 + i, 80),
         netns: 1,
-        owner: owner.clone(),
+        owner,
         role: Role::Client,
         entered_ns: S + u64::from(i),
         exact: false,

@@ -5,7 +5,7 @@ use super::*;
 fn seed(state: TcpState, t: Tuple, entered_ns: u64, exact: bool, pid: u32) -> Seed {
     let owner = Owner {
         pid,
-        comm: format!("p{pid}"),
+        comm: format!("p{pid}").as_str().into(),
         cgroup_id: 0,
     };
     #[rustfmt::skip]

@@ -47,7 +47,7 @@ fn owners_join_by_inode_and_never_for_timewait_sockets() {
         comm: "nginx".into(),
         cgroup_id: 0,
     };
-    let owners = HashMap::from([(5, owner.clone()), (0, owner)]);
+    let owners = HashMap::from([(5, owner), (0, owner)]);
     let snap = Snapshot::assemble(
         100,
         7,

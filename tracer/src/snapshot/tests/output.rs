@@ -25,7 +25,7 @@ fn summary(by: StatesBy) -> Summary {
             tuple: tuple(8080, 0),
             inode: 1,
             uid: 0,
-            owner: owner.clone(),
+            owner,
             age: Age::AtLeast(0),
         },
         SnapSocket {

@@ -29,7 +29,7 @@ fn ended(ts_ns: u64, dwell_ns: u64, port: u16) -> Step {
         netns: 1,
         owner: Owner {
             pid: u32::from(port),
-            comm: format!("c{port}"),
+            comm: format!("c{port}").as_str().into(),
             cgroup_id: 0,
         },
         from: TcpState::Established,
