@@ -101,6 +101,16 @@ fn wait_for_eof(conn: &mut TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `cargo xtask churn`: a server and its clients for `seconds`, then the rate on stdout.
+pub fn alone(seconds: u32, threads: usize, closer: Closer) -> Result<()> {
+    let server = Server::start(crate::bench::PORT, threads, closer)?;
+    let duration = Duration::from_secs(seconds.into());
+    let (done, failed) = clients(server.addr, threads, closer, duration);
+    let rate = done as f64 / duration.as_secs_f64();
+    println!("{rate:.0} conn/s ({done} connections, {failed} failed, {closer:?} closes first)");
+    Ok(())
+}
+
 /// Runs `threads` client loops against `server` for `duration`; returns connections completed
 /// (request answered and closed) and connections that failed.
 pub fn clients(

@@ -44,6 +44,18 @@ enum Task {
     /// The static (musl) binary on Debian 12's 6.1 kernel under qemu (root; downloads the
     /// kernel package).
     Qemu,
+    /// The bench's loopback churn alone, for profiling by hand (perf, bpf_stats, a tracer
+    /// started beside it): prints connections/s. Bounded by --seconds; 127.0.0.0/8 only.
+    Churn {
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        /// Client threads (and as many server threads).
+        #[arg(long, default_value_t = 4)]
+        threads: usize,
+        /// Which side closes first.
+        #[arg(long, value_enum, default_value_t = churn::Closer::Server)]
+        closer: churn::Closer,
+    },
     /// Throughput kept under loopback connection churn, untraced vs tracer vs tcpstates in
     /// interleaved rounds; then per-program kernel cost and the highest rate with 0 lost (root).
     Bench {
@@ -86,6 +98,11 @@ fn main() -> Result<()> {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
         Task::Qemu => qemu::run(cargo),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
+        Task::Churn {
+            seconds,
+            threads,
+            closer,
+        } => churn::alone(seconds, threads, closer),
         Task::HoldSockets { pairs, port } => attach_bench::hold(pairs, port),
         Task::Bench {
             rounds,
