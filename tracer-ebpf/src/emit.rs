@@ -51,9 +51,21 @@ macro_rules! offset {
     };
 }
 
-/// Every event, in order per CPU. Sized by the loader (`EVENTS` max_entries).
-#[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+/// Declares the event rings ([`tracer_common::MAX_RINGS`]); CPU n writes ring
+/// `n & RING_MASK`, in order of reservation. Sized by the loader; those not in use keep a page.
+macro_rules! rings {
+    ($($ring:ident),+) => {
+        $(
+            #[map]
+            static $ring: RingBuf = RingBuf::with_byte_size(4096, 0);
+        )+
+    };
+}
+rings!(EVENTS0, EVENTS1, EVENTS2, EVENTS3, EVENTS4, EVENTS5, EVENTS6, EVENTS7);
+
+/// Rings in use minus one (a power of two minus one), written by the loader.
+#[unsafe(no_mangle)]
+static RING_MASK: Global<u32> = Global::new(0);
 
 /// Reservations that failed because the ring buffer was full: events lost, reported by userspace.
 #[map]
@@ -183,9 +195,32 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
     {
         return Ok(());
     }
-    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+    // Taken before the reservation: if a nested program (a softirq on this CPU) reserves
+    // in between, the times still give the order the tracepoints fired in.
+    // SAFETY: helper without arguments.
+    let ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { generated::bpf_get_smp_processor_id() };
+    match cpu & RING_MASK.load() {
+        0 => submit(&EVENTS0, &seen, &t, ts_ns),
+        1 => submit(&EVENTS1, &seen, &t, ts_ns),
+        2 => submit(&EVENTS2, &seen, &t, ts_ns),
+        3 => submit(&EVENTS3, &seen, &t, ts_ns),
+        4 => submit(&EVENTS4, &seen, &t, ts_ns),
+        5 => submit(&EVENTS5, &seen, &t, ts_ns),
+        6 => submit(&EVENTS6, &seen, &t, ts_ns),
+        _ => submit(&EVENTS7, &seen, &t, ts_ns),
+    }
+    Ok(())
+}
+
+/// Reserves, fills and submits one event in `ring` (inlined at each ring: the verifier needs
+/// each map known at its call site).
+#[inline(always)]
+fn submit(ring: &RingBuf, seen: &Seen, t: &SockTuple, ts_ns: u64) {
+    let Some(mut entry) = ring.reserve::<RawEvent>(0) else {
         count_lost();
-        return Ok(());
+        return;
     };
     // Every field is written in place: building a zeroed RawEvent first made the compiler
     // call a byte-wise memset subprogram (1.3 % of all CPU under churn in a perf profile).
@@ -193,8 +228,8 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
     // SAFETY: `ev` points at the reserved, exclusively owned ring-buffer record; RawEvent is
     // repr(C) without implicit padding, so writing each field initialises every byte.
     unsafe {
-        (*ev).ts_ns = bpf_ktime_get_boot_ns();
-        (*ev).sk = sk as u64;
+        (*ev).ts_ns = ts_ns;
+        (*ev).sk = seen.sk as u64;
         (*ev).pid_tgid = bpf_get_current_pid_tgid();
         (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).netns = t.netns;
@@ -214,18 +249,17 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         // The helper fills (or, on error, zeroes) the 16 bytes itself.
         generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
     }
-    entry.submit(wakeup_flag());
-    Ok(())
+    entry.submit(wakeup_flag(ring));
 }
 
 /// Waking the reader on every event costs more than the event (an irq_work and a context
 /// switch each): wake it only once a batch has piled up; it also drains on a short timer.
 #[inline(always)]
-fn wakeup_flag() -> u64 {
+fn wakeup_flag(ring: &RingBuf) -> u64 {
     const BPF_RB_AVAIL_DATA: u64 = 0;
     const BPF_RB_NO_WAKEUP: u64 = 1;
     const BPF_RB_FORCE_WAKEUP: u64 = 2;
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= tracer_common::WAKEUP_BYTES {
+    if ring.query(BPF_RB_AVAIL_DATA) >= tracer_common::WAKEUP_BYTES {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP

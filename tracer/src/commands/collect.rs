@@ -322,8 +322,12 @@ impl Collector {
                     continue;
                 }
                 _ = notified(queries.as_deref()) => {
-                    // Answers include every event the kernel has reported so far.
+                    // Answers include every event the kernel reported before the query: the
+                    // rings' reorder horizon is waited out first.
                     self.raw = raw;
+                    if let Source::Live(probe) = &self.source {
+                        tokio::time::sleep(probe.reorder_delay()).await;
+                    }
                     drain_live(&mut self.source, &mut self.raw);
                     self.process(sink)?;
                     self.settle(sink)?;
@@ -335,7 +339,10 @@ impl Collector {
                 _ = terminate.recv() => { self.raw = raw; break Ended::Signal }
             }
         };
-        drain_live(&mut self.source, &mut self.raw);
+        if let Source::Live(probe) = &mut self.source {
+            // Everything, also what the reorder horizon still held.
+            probe.drain_final(&mut self.raw);
+        }
         self.process(sink)?;
         self.settle(sink)?;
         Ok(ended)

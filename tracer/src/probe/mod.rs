@@ -4,17 +4,15 @@ mod floor;
 mod lost;
 mod offsets;
 mod privilege;
+mod rings;
 pub mod timewait;
-
-use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray},
     programs::BtfTracePoint,
 };
-use tokio::io::{Interest, unix::AsyncFd};
 use tracer_common::{
     FilterConfig, ListenerKey, RawEvent, SockTuple, addr_words, follow_maps as fm,
 };
@@ -26,27 +24,19 @@ pub use privilege::check_can_trace;
 /// TIME_WAIT hooks are chosen by [`timewait::attach`].
 const TRACEPOINTS: [&str; 3] = ["inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset"];
 
-/// Default ring buffer size: 16 MiB holds ~190k events, several seconds of a very busy host.
+/// Default ring buffer size, all rings together: 16 MiB holds ~170k events, several seconds
+/// of a very busy host.
 pub const DEFAULT_RING_BYTES: u32 = 16 * 1024 * 1024;
 
 /// Attached programs; detached when dropped (nothing is pinned, nothing outlives the process).
 pub struct Probe {
     ebpf: Ebpf,
-    ring: AsyncFd<RingBufFd>,
+    rings: rings::Rings,
     lost: PerCpuArray<MapData, u64>,
     /// False when no TIME_WAIT path could be attached: TIME_WAIT is then not followed.
     pub timewait_supported: bool,
     /// The hooks that follow TIME_WAIT (fentry, timer or none, and why).
     pub timewait: timewait::Path,
-}
-
-/// Newtype so the ring buffer can live in an `AsyncFd`.
-struct RingBufFd(RingBuf<MapData>);
-
-impl AsRawFd for RingBufFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
-    }
 }
 
 /// Address of `tw_timer_handler` from /proc/kallsyms, if visible.
@@ -114,16 +104,23 @@ impl Probe {
         // The per-socket maps of owner filters take memory only when one is set.
         let owner_filter = filter.owner_match != 0;
         let entries = |n| if owner_filter { n } else { fm::UNUSED_ENTRIES };
-        let mut ebpf = EbpfLoader::new()
+        let layout = rings::Layout::for_host(ring_bytes)?;
+        let (hashdance, ring_mask) = (u32::from(kernel.hashdance), layout.mask());
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(&btf)
             .override_global("OFFSETS", &offsets, true)
             .override_global("FILTER", filter, true)
             .override_global("TW_TIMER_HANDLER", &handler_value, true)
-            .override_global("TW_START_IN_HASHDANCE", &u32::from(kernel.hashdance), true)
-            .map_max_entries("EVENTS", ring_bytes)
+            .override_global("TW_START_IN_HASHDANCE", &hashdance, true)
+            .override_global("RING_MASK", &ring_mask, true)
             .map_max_entries(fm::SOCKETS, entries(fm::SOCKETS_ENTRIES))
             .map_max_entries(fm::TUPLES, entries(fm::TUPLES_ENTRIES))
-            .map_max_entries(fm::LISTENERS, entries(fm::LISTENERS_ENTRIES))
+            .map_max_entries(fm::LISTENERS, entries(fm::LISTENERS_ENTRIES));
+        for (name, bytes) in layout.sizes() {
+            loader.map_max_entries(name, bytes);
+        }
+        let mut ebpf = loader
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/tracer"
@@ -141,43 +138,36 @@ impl Probe {
             }
             path
         };
-        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS map missing")?)?;
+        let rings = rings::Rings::take(&mut ebpf, &layout)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         Ok(Probe {
             ebpf,
-            // SAFETY: the ring buffer map owns its fd and is owned by the AsyncFd, so the fd
-            // stays open and the same for the AsyncFd's whole life.
-            ring: unsafe { AsyncFd::register_with_interest(RingBufFd(ring), Interest::READABLE) }
-                .map_err(std::io::Error::from)
-                .context("polling the ring buffer")?,
+            rings,
             lost,
             timewait_supported: path.followed(),
             timewait: path,
         })
     }
 
-    /// Waits until events are available, then appends every queued one to `out`.
+    /// Waits until a ring has a batch of events, then appends to `out`, in time order, every
+    /// event read that is older than the reorder horizon ([`rings::REORDER_NS`]).
     pub async fn read(&mut self, out: &mut Vec<RawEvent>) -> Result<()> {
-        let mut guard = self.ring.readable_mut().await?;
-        Self::drain_ring(guard.get_inner_mut(), out);
-        guard.clear_ready();
-        Ok(())
+        self.rings.read(out).await
     }
 
-    /// Appends every queued event without waiting (for the final read before exit).
+    /// [`Probe::read`] without waiting (on a timer, and before answering a query).
     pub fn drain(&mut self, out: &mut Vec<RawEvent>) {
-        let ring = self.ring.get_mut();
-        Self::drain_ring(ring, out);
+        self.rings.drain(out, false);
     }
 
-    fn drain_ring(ring: &mut RingBufFd, out: &mut Vec<RawEvent>) {
-        while let Some(item) = ring.0.next() {
-            if item.len() >= size_of::<RawEvent>() {
-                // SAFETY: the kernel wrote a whole RawEvent (length checked); read_unaligned
-                // makes no alignment assumption and RawEvent is plain data.
-                out.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RawEvent>()) });
-            }
-        }
+    /// How long after an event it is surely handed on by [`Probe::drain`] (0 with one ring).
+    pub fn reorder_delay(&self) -> std::time::Duration {
+        self.rings.reorder_delay()
+    }
+
+    /// Appends every event still queued or held, in time order (the final read before exit).
+    pub fn drain_final(&mut self, out: &mut Vec<RawEvent>) {
+        self.rings.drain(out, true);
     }
 
     /// Tells the kernel side's owner filter about a socket that predates the trace and whose
