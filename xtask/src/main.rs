@@ -57,9 +57,10 @@ enum Task {
         closer: churn::Closer,
     },
     /// Throughput kept under loopback connection churn, untraced vs tracer vs tcpstates in
-    /// interleaved rounds; then per-program kernel cost and the highest rate with 0 lost (root).
+    /// interleaved pairs; then per-program kernel cost, the daemon's cost per event and the
+    /// highest rate with 0 lost (root).
     Bench {
-        /// Interleaved rounds (each runs every contender once).
+        /// Rounds (each runs every traced contender once, an untraced run after each).
         #[arg(long, default_value_t = 5)]
         rounds: u32,
         /// Seconds per round and contender.

@@ -1,12 +1,15 @@
 //! `cargo xtask bench`: loopback connection churn (xtask/src/churn.rs), untraced and traced,
-//! in interleaved rounds of the same length (untraced, empty programs on the same hooks (the
-//! floor), tracer, tracer with lines, tcpstates, untraced, ...), so every ratio is measured
-//! side by side on a noisy 2-core machine. Then the
-//! per-program kernel cost and the highest event rate with nothing lost. All traffic goes to
+//! in interleaved pairs of runs of the same length (untraced, empty programs on the same hooks
+//! (the floor), untraced, tracer, untraced, tracer with lines, untraced, tcpstates, untraced,
+//! ...), each traced rate over the mean of the untraced runs on either side of it, so every
+//! ratio is measured side by side on a noisy 2-core machine. Then the
+//! per-program kernel cost, the daemon's cost per event (a recorded round replayed) and the
+//! highest event rate with nothing lost. All traffic goes to
 //! 127.0.0.0/8 and every round is bounded by its duration.
 mod contender;
 mod kernel_cost;
 mod loss;
+mod replay;
 mod tracefs;
 
 use std::{path::PathBuf, time::Duration};
@@ -31,6 +34,8 @@ pub struct Options {
 #[derive(Default)]
 struct Series {
     rates: Vec<f64>,
+    /// The mean of the untraced rounds just before and just after each of `rates`.
+    baselines: Vec<f64>,
     usage: Vec<Usage>,
 }
 
@@ -64,29 +69,38 @@ pub fn run(opts: &Options) -> Result<()> {
         Duration::from_secs(2),
     ); // warm-up
     let round = Duration::from_secs(opts.seconds.into());
+    let measure = |r: u32, c: Contender| -> Result<(f64, Usage)> {
+        let ((done, failed), usage) = contender::alongside(c, &tracer, &dir, None, || {
+            churn::clients(server.addr, opts.threads, opts.closer, round)
+        })?;
+        let rate = done as f64 / round.as_secs_f64();
+        let failed = match failed {
+            0 => String::new(),
+            n => format!(" ({n} failed)"),
+        };
+        eprintln!("round {r}: {:<44} {rate:>8.0} conn/s{failed}", c.label());
+        Ok((rate, usage))
+    };
+    // Untraced before and after every traced round (U A U B U C ...): each traced rate is
+    // compared with the mean of its two neighbours, so drift over the run cancels out.
     let mut series: Vec<Series> = contenders.iter().map(|_| Series::default()).collect();
+    let (mut before, _) = measure(1, Contender::Untraced)?;
+    series[0].rates.push(before);
     for r in 1..=opts.rounds {
-        for (i, &c) in contenders.iter().enumerate() {
-            let ((done, failed), usage) = contender::alongside(c, &tracer, &dir, None, || {
-                churn::clients(server.addr, opts.threads, opts.closer, round)
-            })?;
-            let rate = done as f64 / round.as_secs_f64();
-            eprintln!(
-                "round {r}: {:<44} {rate:>8.0} conn/s{}",
-                c.label(),
-                if failed > 0 {
-                    format!(" ({failed} failed)")
-                } else {
-                    String::new()
-                }
-            );
+        for (i, &c) in contenders.iter().enumerate().skip(1) {
+            let (rate, usage) = measure(r, c)?;
+            let (after, _) = measure(r, Contender::Untraced)?;
             series[i].rates.push(rate);
+            series[i].baselines.push((before + after) / 2.0);
             series[i].usage.push(usage);
+            series[0].rates.push(after);
+            before = after;
         }
     }
     report(opts, &contenders, &series);
     if !opts.throughput_only {
         loss::kernel_costs(&tracer, &dir, &server, opts, &contenders)?;
+        replay::userspace_cost(&tracer, &dir, &server, opts)?;
         loss::ramp(&tracer, &dir, opts)?;
     }
     Ok(())
@@ -98,10 +112,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
-    let base = &series[0].rates;
     println!(
         "\nchurn: {} client + {} server threads on 127.0.0.1, {:?} closes first, 16-byte request and response; \
-         {} interleaved rounds of {} s",
+         {} rounds of {} s runs, untraced between every two",
         opts.threads, opts.threads, opts.closer, opts.rounds, opts.seconds
     );
     println!(
@@ -109,12 +122,20 @@ fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
         "", "conn/s", "kept: median (range)", "CPU", "max RSS", "lost"
     );
     for (c, s) in contenders.iter().zip(series) {
-        let ratios: Vec<f64> = s.rates.iter().zip(base).map(|(t, b)| t / b).collect();
+        let ratios: Vec<f64> = match *c {
+            Contender::Untraced => vec![1.0],
+            _ => s
+                .rates
+                .iter()
+                .zip(&s.baselines)
+                .map(|(t, b)| t / b)
+                .collect(),
+        };
         let (lo, hi) = ratios
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
         let cpu = s.usage.iter().map(|u| u.cpu_seconds).sum::<f64>()
-            / (s.usage.len() as f64 * opts.seconds as f64);
+            / (s.usage.len().max(1) as f64 * opts.seconds as f64);
         let rss = s.usage.iter().map(|u| u.max_rss_kib).max().unwrap_or(0);
         let lost: Option<u64> = s.usage.iter().map(|u| u.lost).sum();
         println!(
