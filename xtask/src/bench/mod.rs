@@ -137,7 +137,12 @@ fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
         let cpu = s.usage.iter().map(|u| u.cpu_seconds).sum::<f64>()
             / (s.usage.len().max(1) as f64 * opts.seconds as f64);
         let rss = s.usage.iter().map(|u| u.max_rss_kib).max().unwrap_or(0);
-        let lost: Option<u64> = s.usage.iter().map(|u| u.lost).sum();
+        // Nothing ran beside the untraced rounds: no CPU, memory or losses to show.
+        let lost: Option<u64> = match *c {
+            Contender::Untraced => None,
+            _ => s.usage.iter().map(|u| u.lost).sum(),
+        };
+        let cpu = if *c == Contender::Untraced { 0.0 } else { cpu };
         println!(
             "{:<44} {:>10.0} {:>8.1} % ({:.1}-{:.1}) {:>8.1} % {:>6} MiB {:>7}",
             c.label(),
