@@ -61,7 +61,9 @@ macro_rules! rings {
         )+
     };
 }
-rings!(EVENTS0, EVENTS1, EVENTS2, EVENTS3, EVENTS4, EVENTS5, EVENTS6, EVENTS7);
+rings!(
+    EVENTS0, EVENTS1, EVENTS2, EVENTS3, EVENTS4, EVENTS5, EVENTS6, EVENTS7
+);
 
 /// Rings in use minus one (a power of two minus one), written by the loader.
 #[unsafe(no_mangle)]
