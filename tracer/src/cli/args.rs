@@ -50,7 +50,8 @@ pub struct RunArgs {
     /// for tests of --window.
     #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_slot)]
     pub slot: Option<Duration>,
-    /// Ring buffer size in bytes (a power of two, at least 4096); for tests of event loss.
+    /// Ring buffer bytes in all, shared by the per-CPU rings (a power of two, at least 4096;
+    /// each ring gets at least a page); for tests of event loss.
     #[arg(long, hide = true, value_name = "BYTES", value_parser = parse_ring_bytes,
           default_value_t = crate::probe::DEFAULT_RING_BYTES)]
     pub ring_bytes: u32,
