@@ -120,17 +120,25 @@ fn wait_until_attached(contender: Contender, pid: u32, stderr: &Path) -> Result<
         Contender::Tcpstates => super::kernel_cost::holds_links(pid),
         _ => std::fs::read_to_string(stderr).is_ok_and(|t| t.contains("tracing TCP state changes")),
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if attached() {
-            // Let the attach-time snapshot and first drain settle before measuring.
-            std::thread::sleep(Duration::from_millis(300));
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if wait_for(attached, Duration::from_secs(20)) {
+        // Let the attach-time snapshot and first drain settle before measuring.
+        std::thread::sleep(Duration::from_millis(300));
+        return Ok(());
     }
     let err = std::fs::read_to_string(stderr).unwrap_or_default();
     bail!("{} did not attach within 20 s: {err}", contender.label())
+}
+
+/// Polls `done` every 50 ms until it holds (true) or `within` has passed (false).
+pub fn wait_for(mut done: impl FnMut() -> bool, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 impl Running {

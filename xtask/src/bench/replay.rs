@@ -6,12 +6,15 @@ use std::{
     fs::File,
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 
-use super::{Options, PORT};
+use super::{Options, PORT, contender::wait_for};
+
+/// How long the recorder may take to start, and to stop once told.
+const WITHIN: Duration = Duration::from_secs(20);
 use crate::churn;
 
 pub fn userspace_cost(
@@ -30,18 +33,18 @@ pub fn userspace_cost(
         .spawn()
         .context("starting tracer record")?;
     let said = |what: &str| std::fs::read_to_string(&stderr).is_ok_and(|t| t.contains(what));
-    wait_for(
-        || said("recording TCP state changes"),
-        "tracer record to start",
-    )?;
+    if !wait_for(|| said("recording TCP state changes"), WITHIN) {
+        let _ = recorder.kill();
+        bail!("tracer record did not start within {WITHIN:?}");
+    }
     let round = Duration::from_secs(opts.seconds.into());
     churn::clients(server.addr, opts.threads, opts.closer, round);
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
-    wait_for(
-        || matches!(recorder.try_wait(), Ok(Some(_))),
-        "tracer record to stop",
-    )?;
+    if !wait_for(|| matches!(recorder.try_wait(), Ok(Some(_))), WITHIN) {
+        let _ = recorder.kill();
+        bail!("tracer record did not stop within {WITHIN:?} of SIGINT");
+    }
     let summary = std::fs::read_to_string(&stderr)?;
     let events = recorded_events(&summary)
         .with_context(|| format!("no 'recorded N events' line from tracer record: {summary}"))?;
@@ -72,17 +75,6 @@ pub fn userspace_cost(
 fn recorded_events(text: &str) -> Option<u64> {
     let line = text.lines().rev().find(|l| l.starts_with("recorded "))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn wait_for(mut done: impl FnMut() -> bool, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if done() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("timed out waiting for {what}")
 }
 
 /// User + system CPU seconds of every child waited for so far.
