@@ -101,8 +101,27 @@ fn wait_for_eof(conn: &mut TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The churn's shape, as `cargo xtask churn` and `cargo xtask bench` take it.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct Load {
+    /// Seconds of each run of churn.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u32,
+    /// Client threads (and as many server threads).
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// Which side closes first.
+    #[arg(long, value_enum, default_value_t = Closer::Server)]
+    pub closer: Closer,
+}
+
 /// `cargo xtask churn`: a server and its clients for `seconds`, then the rate on stdout.
-pub fn alone(seconds: u32, threads: usize, closer: Closer) -> Result<()> {
+pub fn alone(load: &Load) -> Result<()> {
+    let Load {
+        seconds,
+        threads,
+        closer,
+    } = *load;
     let server = Server::start(crate::bench::PORT, threads, closer)?;
     let duration = Duration::from_secs(seconds.into());
     let (done, failed) = clients(server.addr, threads, closer, duration);

@@ -46,16 +46,7 @@ enum Task {
     Qemu,
     /// The bench's loopback churn alone, for profiling by hand (perf, bpf_stats, a tracer
     /// started beside it): prints connections/s. Bounded by --seconds; 127.0.0.0/8 only.
-    Churn {
-        #[arg(long, default_value_t = 5)]
-        seconds: u32,
-        /// Client threads (and as many server threads).
-        #[arg(long, default_value_t = 4)]
-        threads: usize,
-        /// Which side closes first.
-        #[arg(long, value_enum, default_value_t = churn::Closer::Server)]
-        closer: churn::Closer,
-    },
+    Churn(churn::Load),
     /// Throughput kept under loopback connection churn, untraced vs tracer vs tcpstates in
     /// interleaved pairs; then per-program kernel cost, the daemon's cost per event and the
     /// highest rate with 0 lost (root).
@@ -63,15 +54,8 @@ enum Task {
         /// Rounds (each runs every traced contender once, an untraced run after each).
         #[arg(long, default_value_t = 5)]
         rounds: u32,
-        /// Seconds per round and contender.
-        #[arg(long, default_value_t = 5)]
-        seconds: u32,
-        /// Client threads (and as many server threads).
-        #[arg(long, default_value_t = 4)]
-        threads: usize,
-        /// Which side closes first.
-        #[arg(long, value_enum, default_value_t = churn::Closer::Server)]
-        closer: churn::Closer,
+        #[command(flatten)]
+        load: churn::Load,
         /// Only the throughput rounds (no per-program cost, no lost-events ramp).
         #[arg(long)]
         throughput_only: bool,
@@ -99,17 +83,11 @@ fn main() -> Result<()> {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
         Task::Qemu => qemu::run(cargo),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
-        Task::Churn {
-            seconds,
-            threads,
-            closer,
-        } => churn::alone(seconds, threads, closer),
+        Task::Churn(load) => churn::alone(&load),
         Task::HoldSockets { pairs, port } => attach_bench::hold(pairs, port),
         Task::Bench {
             rounds,
-            seconds,
-            threads,
-            closer,
+            load,
             throughput_only,
             no_build,
         } => {
@@ -118,9 +96,9 @@ fn main() -> Result<()> {
             }
             bench::run(&bench::Options {
                 rounds,
-                seconds,
-                threads,
-                closer,
+                seconds: load.seconds,
+                threads: load.threads,
+                closer: load.closer,
                 throughput_only,
             })
         }
