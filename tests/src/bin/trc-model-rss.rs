@@ -3,7 +3,8 @@
 //! open) through the real model and the per-state histograms, then prints the process's VmRSS
 //! and VmHWM from /proc/self/status. `--summary` then also builds the per-state summaries
 //! (what the daemon does every interval) and prints them again; `--in-progress` copies every
-//! open socket out as `InProgress` (what `--metrics` and `tracer top` still do every second).
+//! open socket out as `InProgress` (what `--metrics` and `tracer top` did every second before
+//! they counted in the tables in place).
 //!
 //! ```text
 //! trc-model-rss [--sockets N] [--owners N] [--max-sockets N] [--summary] [--in-progress]

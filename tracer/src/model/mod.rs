@@ -84,13 +84,6 @@ pub struct InProgress {
     pub owner: Owner,
 }
 
-impl InProgress {
-    /// The service this socket belongs to (see [`Service::of`]).
-    pub fn service(&self) -> Service {
-        Service::of(self.role, &self.tuple, false)
-    }
-}
-
 /// A socket still in some state, as the tables hold it: 4 bytes of owner id rather than a
 /// copied [`Owner`], so a screen over a million sockets allocates nothing per socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
