@@ -2,7 +2,12 @@
 # Installs what a fresh machine lacks to build tracer: the pinned host and eBPF toolchains
 # (with rust-src for -Z build-std) and a bpf-linker linked against the eBPF toolchain's own LLVM.
 # Idempotent: every step is skipped when its result is already there. Recipe: shared/TOOLCHAIN.md.
+#
+# Its stdout is one line, the folders to put in front of PATH (bpf-linker's, rustup's), separated
+# by ':'; everything else, including whatever the tools it calls print to their stdout (rustup
+# prints its install summary there), goes to stderr.
 set -euo pipefail
+exec 3>&1 1>&2
 
 HOST_TC=${TRACER_HOST_TOOLCHAIN:-1.99.1}
 EBPF_TC=${TRACER_EBPF_TOOLCHAIN:-nightly-2026-10-30}
@@ -10,6 +15,19 @@ BPF_LINKER_VERSION=0.13.0
 TOOLS=${TRACER_TOOLS_DIR:-$HOME/.cache/tracer-tools}
 
 say() { printf 'setup: %s\n' "$*" >&2; }
+
+# rustup and its cargo proxy: on PATH, or where rustup's installer puts them (a fresh login shell
+# may not have ~/.cargo/bin on PATH yet).
+for dir in "${CARGO_HOME:-$HOME/.cargo}/bin" "$HOME/.cargo/bin"; do
+    if ! command -v rustup >/dev/null 2>&1 && [ -x "$dir/rustup" ]; then
+        PATH="$dir:$PATH"
+    fi
+done
+if ! command -v rustup >/dev/null 2>&1; then
+    say "rustup was not found on PATH nor in ~/.cargo/bin; install rustup, then run this again"
+    exit 1
+fi
+RUSTUP_BIN=$(dirname "$(command -v rustup)")
 
 has_toolchain() { rustup run "$1" rustc --version >/dev/null 2>&1; }
 
@@ -66,4 +84,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 say "ready: $(rustup run "$HOST_TC" rustc --version), eBPF $(rustup run "$EBPF_TC" rustc --version), $("$TOOLS/bin/bpf-linker" --version)"
-echo "export PATH=\"$TOOLS/bin:\$PATH\""
+printf '%s\n' "$TOOLS/bin:$RUSTUP_BIN" >&3
