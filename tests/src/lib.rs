@@ -9,7 +9,7 @@ use std::{
 
 use tracer::{
     model::{Event, Model, Step, TcpState},
-    probe::{DEFAULT_RING_BYTES, Probe},
+    source::probe::{DEFAULT_RING_BYTES, Probe},
 };
 use tracer_common::FilterConfig;
 
@@ -47,11 +47,14 @@ impl Trace {
 
     /// Seeds the model with the sockets that exist now on `ports` (the attach-time snapshot).
     pub fn seed_existing(&mut self, ports: &[u16]) {
-        let snap = tracer::snapshot::take().expect("sock_diag snapshot");
-        self.model
-            .seed(tracer::snapshot::seeds(&snap).into_iter().filter(|s| {
-                ports.contains(&s.tuple.local_port) || ports.contains(&s.tuple.remote_port)
-            }));
+        let snap = tracer::source::snapshot::take().expect("sock_diag snapshot");
+        self.model.seed(
+            tracer::source::snapshot::seeds(&snap)
+                .into_iter()
+                .filter(|s| {
+                    ports.contains(&s.tuple.local_port) || ports.contains(&s.tuple.remote_port)
+                }),
+        );
     }
 
     /// Reads events until `done(steps)` holds or `timeout` passes; returns whether it held.
@@ -81,7 +84,7 @@ impl Trace {
                 self.steps.extend(self.model.apply(&ev));
             }
             self.steps
-                .extend(self.model.finish(tracer::output::clock::boot_ns()));
+                .extend(self.model.finish(tracer::time::clock::boot_ns()));
         }
     }
 

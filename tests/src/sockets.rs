@@ -8,7 +8,7 @@ use std::{
     thread::JoinHandle,
 };
 
-use tracer::output::clock::boot_ns;
+use tracer::time::clock::boot_ns;
 
 use crate::netns::{HostPair, ip};
 

@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer::doctor::counters;
+use tracer::service::doctor::counters;
 use tracer_tests::{
     sockets::{Netns, close_waits, time_waits},
     take_fin, tracer_bin,

@@ -14,7 +14,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer::recording::Reader;
+use tracer::source::recording::Reader;
 use tracer_tests::{Running, client_closes_first, free_port, tracer_bin};
 
 const CONNECTIONS: u64 = 10;

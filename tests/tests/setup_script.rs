@@ -51,7 +51,9 @@ echo "  Installed package \`bpf-linker v0.13.0\` (executable \`bpf-linker\`)""#;
 fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
     let bin = dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
-    for tool in ["grep", "sed", "ls", "head", "mkdir", "ln", "dirname", "touch", "chmod", "cat"] {
+    for tool in [
+        "grep", "sed", "ls", "head", "mkdir", "ln", "dirname", "touch", "chmod", "cat",
+    ] {
         let real = ["/usr/bin", "/bin"]
             .iter()
             .map(|d| Path::new(d).join(tool))
@@ -64,7 +66,15 @@ fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
     }
     script(&bin.join("cargo"), CARGO);
     // The test helpers it checks for: present, so it installs no package.
-    for tool in ["ip", "bpftool", "nginx", "wrk", "tmux", "qemu-system-x86_64", "cpio"] {
+    for tool in [
+        "ip",
+        "bpftool",
+        "nginx",
+        "wrk",
+        "tmux",
+        "qemu-system-x86_64",
+        "cpio",
+    ] {
         script(&bin.join(tool), "echo stub");
     }
     for tool in ["setpriv", "prometheus", "dpkg"] {
@@ -107,7 +117,10 @@ fn setup_prints_only_the_path_line_on_a_first_install_and_after() {
             assert!(stderr.contains("installed - rustc 1.99.1"), "{stderr}");
             assert!(stderr.contains("Installed package `bpf-linker"), "{stderr}");
         } else {
-            assert!(!stderr.contains("installing"), "second run installed again:\n{stderr}");
+            assert!(
+                !stderr.contains("installing"),
+                "second run installed again:\n{stderr}"
+            );
         }
     }
 }

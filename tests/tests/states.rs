@@ -12,7 +12,7 @@ use std::{
 use serde_json::Value;
 use tracer::{
     model::TcpState,
-    snapshot::{Age, Snapshot},
+    source::snapshot::{Age, Snapshot},
 };
 use tracer_tests::{
     sockets::{Netns, close_waits, established, time_waits},
@@ -75,7 +75,7 @@ fn states_match_ss_name_owners_and_date_time_waits() {
         tws.extend(time_waits(&tw6, 5));
         let held_cw = close_waits(&cw, 50);
         let held_est = established(&est, 5);
-        let snapshot = tracer::snapshot::take().expect("snapshot inside the namespace");
+        let snapshot = tracer::source::snapshot::take().expect("snapshot inside the namespace");
         made_tx
             .send(Made {
                 time_waits: tws,

@@ -6,7 +6,7 @@
 //! misses, part of the reported lost count, are read without error.
 use std::{net::TcpListener, process::Command, time::Duration};
 
-use tracer::probe::{DEFAULT_RING_BYTES, Probe, timewait::HOOKS_ENV};
+use tracer::source::probe::{DEFAULT_RING_BYTES, Probe, timewait::HOOKS_ENV};
 use tracer_common::FilterConfig;
 use tracer_tests::{
     Running,

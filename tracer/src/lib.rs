@@ -1,14 +1,17 @@
-//! tracer: TCP state-transition tracing with eBPF. The binary is a thin CLI over this library;
-//! everything below [`probe`] is pure and testable without root.
+//! tracer: TCP state-transition tracing with eBPF. The binary is a thin CLI over this library.
+//!
+//! The modules are layers, and every dependency points down (`tracer/tests/layers.rs` checks it):
+//! [`time`] → [`model`] → [`stats`] → [`filter`] → [`source`] (live rings, recordings, snapshots)
+//! → [`engine`] (a source driven through the model) → [`view`] → [`service`] (daemon, metrics,
+//! doctor) → [`commands`] → [`cli`]. Everything but `source::probe` runs without root.
 pub mod cli;
 pub mod commands;
-pub mod daemon;
-pub mod doctor;
+pub mod engine;
+pub mod error;
 pub mod filter;
-pub mod metrics;
 pub mod model;
-pub mod output;
-pub mod probe;
-pub mod recording;
-pub mod snapshot;
+pub mod service;
+pub mod source;
 pub mod stats;
+pub mod time;
+pub mod view;

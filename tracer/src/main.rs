@@ -2,12 +2,16 @@
 use std::process::ExitCode;
 
 use tracer::{
-    cli::{Cli, Command},
+    cli::{self, Cli, Command},
     commands,
+    error::UsageError,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_valid();
+    let cli = match Cli::try_parse_valid(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // The collectors make their models far from the command line: set the cap once, here.
     if let Some(n) = cli.command.max_sockets() {
         tracer::model::limits::set_max_sockets(n);
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => cli::usage_error(e).exit(),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -15,8 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use tracer::{
     model::{Comm, Event, EventKind, Model, TcpState, Tuple},
-    output::table,
-    stats::StateStats,
+    stats::{self, StateStats},
 };
 
 struct Opts {
@@ -118,7 +117,7 @@ fn main() {
     println!("VmRSS {rss}");
     println!("VmHWM {hwm}");
     if opts.summary {
-        let rows = table::summaries(&stats, &model.open_by_state(ts));
+        let rows = stats::summaries(&stats, &model.open_by_state(ts));
         let open: u64 = rows.iter().map(|r| r.in_progress).sum();
         let (rss, hwm) = memory();
         println!("summary open {open}");

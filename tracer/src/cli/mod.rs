@@ -1,23 +1,13 @@
-//! Command-line interface: every subcommand, its options and its examples.
-//!
-//! The subcommands and their help are here; each one's options are in `args`, the filter
-//! options shared by the tracing subcommands in `filter_args`, the value parsers in
-//! `parsers`.
-use clap::{Parser, Subcommand};
+//! Command-line interface: every subcommand with its help and examples; each one's options
+//! are in [`crate::commands::options`].
+use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
-mod args;
-mod filter_args;
-mod parsers;
 #[cfg(test)]
 mod tests;
-mod window;
 
-pub use args::{
-    ClosesArgs, DaemonArgs, DoctorArgs, HistogramArgs, RecordArgs, RunArgs, StatesArgs, TopArgs,
+use crate::commands::options::{
+    ClosesArgs, DoctorArgs, FilterArgs, HistogramArgs, RecordArgs, RunArgs, StatesArgs, TopArgs,
 };
-pub use filter_args::FilterArgs;
-pub use parsers::parse_duration;
-pub use window::{Since, since_at};
 
 const ABOUT: &str = "Trace TCP state transitions with eBPF: how long sockets stay in each state \
 (TIME_WAIT, CLOSE_WAIT, ...) and which side closed first.";
@@ -41,32 +31,29 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parses the command line like [`Parser::parse`], and also refuses (exit 2) a filter
-    /// with more values than the kernel side holds.
-    pub fn parse_valid() -> Cli {
-        use clap::CommandFactory;
-        let cli = Cli::parse();
+    /// Parses `args` like [`Parser::try_parse_from`], and also refuses a filter with more
+    /// values than the kernel side holds and `--window`/`--since` where no daemon is asked.
+    /// The error is clap's, for `main` to print and exit with (2 for usage errors).
+    pub fn try_parse_valid<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
         if let Some(Err(msg)) = cli.command.filter().map(FilterArgs::check) {
-            Cli::command()
-                .error(clap::error::ErrorKind::TooManyValues, msg)
-                .exit();
+            return Err(Cli::command().error(ErrorKind::TooManyValues, msg));
         }
         if let Err(msg) = cli.command.check_window() {
-            Cli::command()
-                .error(clap::error::ErrorKind::ArgumentConflict, msg)
-                .exit();
+            return Err(Cli::command().error(ErrorKind::ArgumentConflict, msg));
         }
-        cli
+        Ok(cli)
     }
 }
 
-/// Ends the process as a usage error does (the message, the usage line, exit 2): for what
-/// only shows once the command runs, such as `--window` with no daemon to ask.
-pub fn usage_error(message: impl std::fmt::Display) -> ! {
-    use clap::CommandFactory;
-    Cli::command()
-        .error(clap::error::ErrorKind::InvalidValue, message)
-        .exit()
+/// A usage error as clap reports one (the message, the usage line; exit 2): for what only shows
+/// once the command runs, such as `--window` with no daemon to ask.
+pub fn usage_error(message: impl std::fmt::Display) -> clap::Error {
+    Cli::command().error(ErrorKind::InvalidValue, message)
 }
 
 #[derive(Subcommand, Debug)]

@@ -3,10 +3,8 @@ use std::time::Duration;
 use clap::Parser;
 use tracer_common::{AF_INET, AF_INET6};
 
-use super::{
-    Cli, Command, FilterArgs,
-    parsers::{parse_duration, parse_port},
-};
+use super::{Cli, Command, FilterArgs};
+use crate::{commands::options::parse_port, time::duration::parse_duration};
 
 #[test]
 fn durations_accept_the_usual_spellings() {
@@ -80,7 +78,7 @@ fn cli_definition_is_consistent() {
 fn since_reads_local_times_dates_and_rfc3339_and_refuses_the_future() {
     use chrono::{Local, TimeZone, Timelike};
 
-    use super::since_at;
+    use crate::commands::options::since_at;
     let now = Local.with_ymd_and_hms(2026, 11, 28, 14, 5, 12).unwrap();
     let at = |s: &str| since_at(s, now).map(|s| s.at);
     let today = |h, m, sec| Local.with_ymd_and_hms(2026, 11, 28, h, m, sec).unwrap();

@@ -3,13 +3,14 @@ use anyhow::{Result, anyhow};
 use serde::Serialize;
 use tracer_common::FilterConfig;
 
-use super::collect::{Collector, Sink};
+use crate::engine::{Collector, Sink};
 use crate::{
-    cli::ClosesArgs,
-    daemon::{client, protocol::Query, window::Interval},
+    commands::options::ClosesArgs,
     model::Step,
-    output::{closes, duration::human},
+    service::daemon::{client, protocol::Query, window::Interval},
     stats::closes::{CloseRow, CloseStats, GroupBy},
+    time::duration::human,
+    view::closes,
 };
 
 /// Connection ends as they come: what `closes` and `doctor --duration` collect.

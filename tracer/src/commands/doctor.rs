@@ -1,5 +1,5 @@
 //! `tracer doctor`: sysctls, kernel counters and snapshots of this network namespace turned into
-//! findings (the rules are in [`crate::doctor`]). Instant without `--duration`; with it, the
+//! findings (the rules are in [`crate::service::doctor`]). Instant without `--duration`; with it, the
 //! counters and a snapshot are read at both ends and the live collector runs in between to learn
 //! who closes first.
 use std::{io::Write, path::Path, time::Duration};
@@ -7,13 +7,13 @@ use std::{io::Write, path::Path, time::Duration};
 use anyhow::Result;
 use tracer_common::FilterConfig;
 
-use super::collect::Collector;
+use crate::engine::Collector;
 use crate::{
-    cli::DoctorArgs,
-    doctor::{Measured, Report, counters::Counters, report, sysctl::Sysctls},
-    output::{clock::WallClock, duration::human},
-    snapshot,
+    commands::options::DoctorArgs,
+    service::doctor::{Measured, Report, counters::Counters, report, sysctl::Sysctls},
+    source::snapshot,
     stats::closes::{CloseStats, GroupBy},
+    time::{clock::WallClock, duration::human},
 };
 
 fn counters() -> Result<Counters> {

@@ -1,21 +1,21 @@
 //! `tracer record -o FILE`: attach like `run` and write every raw event to a recording that
-//! `--from FILE` replays (format: [`crate::recording`], `docs/recording-format.md`).
+//! `--from FILE` replays (format: [`crate::source::recording`], `docs/recording-format.md`).
 use std::{fs::File, io::BufWriter, time::Duration};
 
 use anyhow::{Context, Result};
 use tracer_common::RawEvent;
 
-use super::collect::{Collector, Sink};
+use crate::engine::{Collector, Sink};
 use crate::{
-    cli::RecordArgs,
+    commands::options::RecordArgs,
     model::Step,
-    output::duration::human,
-    probe::check_can_trace,
-    recording::{
+    source::probe::check_can_trace,
+    source::recording::{
         Header, Writer,
         format::{FLAG_FILTER_NARROWER, FLAG_TIMEWAIT_FOLLOWED, HOSTNAME_MAX},
         writer,
     },
+    time::duration::human,
 };
 
 struct Recorder {

@@ -11,21 +11,22 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tracer_common::RawEvent;
 
-use super::collect::{Collector, Sink};
+use crate::engine::{Collector, Sink};
 use crate::{
-    cli::RunArgs,
-    daemon::{
+    commands::options::RunArgs,
+    model::Step,
+    service::daemon::{
         server::{self, Server, View},
         socket,
     },
-    metrics::{self, Metrics},
-    model::Step,
-    output::{clock::WallClock, closes, line, table},
+    service::metrics::{self, Metrics},
     stats::{
         StateSummary,
         closes::{CloseRow, CloseStats, GroupBy},
         window::{DEFAULT_SLOT, History},
     },
+    time::clock::WallClock,
+    view::{closes, line, table},
 };
 
 /// The control socket and what only it needs: the history of time slots for `--window`.
@@ -186,7 +187,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let live = args.from.is_none();
     if live {
         // Before the control socket, so that without privileges that is the one error.
-        crate::probe::check_can_trace()?;
+        crate::source::probe::check_can_trace()?;
     }
     let bound = if live && !args.no_socket {
         Some(socket::open(args.socket.as_deref())?)

@@ -11,12 +11,12 @@ use ratatui::{
     widgets::Paragraph,
 };
 
-use super::collect::{Collector, Sink};
+use crate::engine::{Collector, Sink};
 use crate::{
-    cli::TopArgs,
-    model::{Step, TcpState},
-    output::top::{Rates, render},
+    commands::options::TopArgs,
+    model::Step,
     stats::closes::CloseStats,
+    view::top::{Rates, render},
 };
 
 struct TopSink {
@@ -87,17 +87,3 @@ pub async fn run(args: TopArgs) -> Result<()> {
     }
     result.map(|_| ())
 }
-
-/// States shown even when empty, in the order an operator reads them.
-pub const STATES: [TcpState; 10] = [
-    TcpState::Listen,
-    TcpState::SynSent,
-    TcpState::SynRecv,
-    TcpState::Established,
-    TcpState::FinWait1,
-    TcpState::FinWait2,
-    TcpState::Closing,
-    TcpState::TimeWait,
-    TcpState::CloseWait,
-    TcpState::LastAck,
-];

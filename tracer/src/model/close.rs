@@ -101,8 +101,8 @@ pub struct Service {
 
 impl fmt::Display for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = crate::output::line::endpoint(self.addr, self.port);
-        f.pad(&text)
+        // `127.0.0.1:80`, `[::1]:80`; padded, so tables can align it.
+        f.pad(&std::net::SocketAddr::new(self.addr, self.port).to_string())
     }
 }
 

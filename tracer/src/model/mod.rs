@@ -25,7 +25,7 @@ pub use event::{Comm, Event, EventKind, TimerPhase, Tuple};
 pub use limits::{DEFAULT_MAX_SOCKETS, Evictions, Limits};
 pub use owners::OwnerId;
 pub use seed::Seed;
-pub use state::TcpState;
+pub use state::{OPEN_STATES, TcpState};
 
 use owners::Owners;
 use sockets::Sockets;

@@ -142,6 +142,21 @@ impl FromStr for TcpState {
     }
 }
 
+/// The states a socket is seen in (all but CLOSE), in the order an operator reads them: the
+/// rows shown even when empty.
+pub const OPEN_STATES: [TcpState; 10] = [
+    TcpState::Listen,
+    TcpState::SynSent,
+    TcpState::SynRecv,
+    TcpState::Established,
+    TcpState::FinWait1,
+    TcpState::FinWait2,
+    TcpState::Closing,
+    TcpState::TimeWait,
+    TcpState::CloseWait,
+    TcpState::LastAck,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ pub mod window;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{InProgress, Note, Step, TcpState};
+use crate::model::{InProgress, Note, Open, Step, TcpState};
 
 /// Longest dwell a histogram can hold exactly: 30 days. Longer values are clamped, not dropped.
 pub(crate) const MAX_TRACKABLE_NS: u64 = 30 * 24 * 3600 * 1_000_000_000;
@@ -114,4 +114,26 @@ impl StateStats {
             start_not_seen: self.start_not_seen[state.index()],
         }
     }
+}
+
+/// One summary per state that saw any activity, in the kernel's state order, with the sockets
+/// still in each state counted in the model's tables ([`crate::model::Model::open_by_state`])
+/// rather than copied out of them: a million open sockets would take 130 MiB for a moment.
+pub fn summaries(stats: &StateStats, open: &[Open]) -> Vec<StateSummary> {
+    TcpState::ALL
+        .into_iter()
+        .map(|state| summary(stats, state, open))
+        .filter(|s| s.count + s.in_progress + s.start_not_seen > 0)
+        .collect()
+}
+
+/// `state`'s summary in `stats`, with the sockets still in it counted in `open`.
+pub fn summary(stats: &StateStats, state: TcpState, open: &[Open]) -> StateSummary {
+    let mut summary = stats.summary(state, &[]);
+    if let Some(o) = open.get(state.index()) {
+        summary.in_progress = o.count;
+        summary.oldest_in_progress_ns = o.oldest_ns;
+        summary.oldest_in_progress_exact = o.oldest_exact;
+    }
+    summary
 }

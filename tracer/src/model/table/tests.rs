@@ -172,17 +172,3 @@ fn rows_of_both_families_keep_their_exact_tuples_and_their_cap() {
     assert_eq!((rows.get(2), rows.len()), (Some(reused), 3));
     assert_eq!(rows.latest(7, &v6.tuple), None);
 }
-
-#[test]
-fn rows_are_as_small_as_the_docs_say() {
-    use super::family::{Packed, V4, V6};
-    use crate::model::{life::LifeRow, tw_life::TimeWaitRow};
-    use std::mem::size_of;
-    let sizes = [
-        size_of::<Packed<V4, LifeRow>>(),
-        size_of::<Packed<V6, LifeRow>>(),
-        size_of::<Packed<V4, TimeWaitRow>>(),
-        size_of::<Packed<V6, TimeWaitRow>>(),
-    ];
-    assert_eq!(sizes, [40, 72, 56, 88]);
-}

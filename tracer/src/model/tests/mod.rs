@@ -132,3 +132,22 @@ mod random;
 mod seed;
 mod sockets;
 mod timewait;
+
+/// The table rows of both lives (here: the table knows neither).
+#[test]
+fn rows_are_as_small_as_the_docs_say() {
+    use std::mem::size_of;
+
+    use crate::model::{
+        life::LifeRow,
+        table::family::{Packed, V4, V6},
+        tw_life::TimeWaitRow,
+    };
+    let sizes = [
+        size_of::<Packed<V4, LifeRow>>(),
+        size_of::<Packed<V6, LifeRow>>(),
+        size_of::<Packed<V4, TimeWaitRow>>(),
+        size_of::<Packed<V6, TimeWaitRow>>(),
+    ];
+    assert_eq!(sizes, [40, 72, 56, 88]);
+}

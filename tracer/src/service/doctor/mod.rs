@@ -1,0 +1,124 @@
+//! `tracer doctor`: reads the sysctls and kernel counters that matter for TCP connection ends,
+//! takes a snapshot of every socket (two, `--duration` apart, with the live close-initiator
+//! collector in between) and turns what it sees into findings, each with its numbers.
+//!
+//! Everything here is pure except [`sysctl::Sysctls::read`] and [`counters::Counters::read`]:
+//! the rules run on synthetic inputs in the tests.
+pub mod counters;
+pub mod findings;
+pub mod ports;
+pub mod report;
+pub mod sockets;
+pub mod stuck;
+pub mod sysctl;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use counters::{Counters, Delta};
+use findings::{Finding, Inputs, Period};
+use stuck::Stuck;
+use sysctl::Sysctls;
+
+use crate::{source::snapshot::Snapshot, stats::closes::CloseRow};
+
+/// What was measured over `--duration`.
+pub struct Measured {
+    /// The first snapshot (the report's snapshot is the last one).
+    pub first: Snapshot,
+    pub start: Counters,
+    /// Connection ends per service seen by the live collector, every namespace.
+    pub closes: Vec<CloseRow>,
+    /// Events the collector received and lost.
+    pub events: u64,
+    pub lost: u64,
+}
+
+/// Everything `tracer doctor` shows.
+pub struct Report {
+    pub sysctls: Sysctls,
+    pub counters: Counters,
+    pub snapshot: Snapshot,
+    /// Seconds between the two snapshots, with `--duration`.
+    pub window_secs: Option<f64>,
+    pub deltas: Vec<Delta>,
+    pub events: Option<(u64, u64)>,
+    /// Stuck-prone sockets: every one of the snapshot (age unknown) without a window, those in
+    /// both snapshots with one.
+    pub stuck: Vec<Stuck>,
+    pub stuck_threshold: Duration,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Runs every rule on what was read. `measured` is `None` for one instant snapshot.
+    pub fn build(
+        sysctls: Sysctls,
+        counters: Counters,
+        snapshot: Snapshot,
+        measured: Option<Measured>,
+        stuck_threshold: Duration,
+    ) -> Report {
+        let (window_secs, deltas, stuck, closes, events) = match &measured {
+            None => (
+                None,
+                Vec::new(),
+                stuck::candidates(&snapshot),
+                Vec::new(),
+                None,
+            ),
+            Some(m) => {
+                // To the millisecond: what people read and what rates are divided by.
+                let ms = snapshot.taken_ns.saturating_sub(m.first.taken_ns) / 1_000_000;
+                let secs = ms as f64 / 1e3;
+                let deltas = counters::deltas(&m.start, &counters, secs);
+                // The probe sees every namespace; the snapshot only this one.
+                let closes = m
+                    .closes
+                    .iter()
+                    .filter(|r| snapshot.netns == 0 || r.netns == snapshot.netns)
+                    .cloned()
+                    .collect();
+                let stuck = stuck::persisting(&m.first, &snapshot);
+                (Some(secs), deltas, stuck, closes, Some((m.events, m.lost)))
+            }
+        };
+        let inputs = Inputs {
+            sysctls: &sysctls,
+            counters: &counters,
+            snapshot: &snapshot,
+            stuck: &stuck,
+            stuck_threshold,
+            window: window_secs.map(|secs| Period {
+                secs,
+                deltas: &deltas,
+                closes: &closes,
+            }),
+        };
+        let findings = diagnose(&inputs);
+        Report {
+            sysctls,
+            counters,
+            snapshot,
+            window_secs,
+            deltas,
+            events,
+            stuck,
+            stuck_threshold,
+            findings,
+        }
+    }
+}
+
+/// Every finding, most severe first (rule order within a severity).
+pub fn diagnose(i: &Inputs) -> Vec<Finding> {
+    let ports = ports::port_use(i);
+    let mut all = findings::time_wait(i);
+    all.extend(ports::port_pressure(i, &ports));
+    all.extend(ports::tw_reuse(i, &ports));
+    all.extend(sockets::findings(i));
+    all.sort_by_key(|f| f.severity);
+    all
+}
