@@ -17,6 +17,28 @@ pub enum GroupBy {
     Process,
 }
 
+impl GroupBy {
+    /// The name on the command line and on the control socket.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Service => "service",
+            GroupBy::Process => "process",
+        }
+    }
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+
+    /// `service` or `process`, in any case.
+    fn from_str(s: &str) -> Result<GroupBy, String> {
+        [GroupBy::Service, GroupBy::Process]
+            .into_iter()
+            .find(|by| by.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown \"by\" '{s}' (service or process)"))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Key {
     Service {

@@ -23,7 +23,6 @@
 //! the whole collection, since `since` (`"window":"since_start"`), unless the request asked for
 //! an interval (`"window":"interval"` and an `"interval"` object, or `since_start` with an
 //! `"interval"` when the interval began before the daemon did).
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracer_common::{AF_INET, AF_INET6, FilterConfig};
@@ -116,11 +115,6 @@ impl Refusal {
     }
 }
 
-fn group_name(by: GroupBy) -> String {
-    by.to_possible_value()
-        .map_or_else(|| format!("{by:?}"), |v| v.get_name().to_string())
-}
-
 impl Request {
     pub fn new(query: Query) -> Request {
         Request {
@@ -165,8 +159,7 @@ impl Request {
             }
             "closes" => Query::Closes(match wire.by {
                 None => GroupBy::Service,
-                Some(by) => GroupBy::from_str(&by, true)
-                    .map_err(|_| bad(format!("unknown \"by\" '{by}' (service or process)")))?,
+                Some(by) => by.parse().map_err(bad)?,
             }),
             other => {
                 return Err(Refusal::new(
@@ -202,7 +195,7 @@ impl Request {
                     "histogram"
                 }
                 Query::Closes(by) => {
-                    wire.by = Some(group_name(by));
+                    wire.by = Some(by.name().to_string());
                     "closes"
                 }
             }
