@@ -1,4 +1,4 @@
-//! Who ended a connection, and how: the close-initiator table of DESIGN.md as code.
+//! Who ended a connection, and how: the close-initiator table (docs/how-it-works.md) as code.
 //!
 //! | first closing transition            | meaning                                   |
 //! |-------------------------------------|-------------------------------------------|

@@ -207,8 +207,8 @@ impl Model {
         steps
     }
 
-    /// [`Model::apply`] appending to `steps`: the collector reuses one buffer for every event
-    /// (a `Vec` per event was one of the daemon's two allocations an event).
+    /// [`Model::apply`] appending to `steps`: the collector reuses one buffer for every event,
+    /// so the hot path allocates nothing.
     pub fn apply_into(&mut self, ev: &Event, steps: &mut Vec<Step>) {
         self.finish_into(ev.ts_ns, steps);
         let unsure = ev.ts_ns < self.unsure_until_ns;

@@ -8,7 +8,7 @@
 //!
 //! A bucket holds the row number in its low 24 bits and 8 bits of the row's hash above them:
 //! a probe skips almost every row of another key without loading it (each load is a cache
-//! miss in a big table; a profile under churn spent 17 % of the daemon in these probes).
+//! miss in a big table).
 
 const EMPTY: u32 = u32::MAX;
 const ROW_BITS: u32 = 24;

@@ -1,8 +1,7 @@
 //! Compact tables of socket rows: a row is a small `Copy` value kept in [`chunks`], found by its
 //! kernel socket address and, when it says so, by its (netns, tuple) through two [`index`]es of
 //! row numbers. A million IPv4 full sockets cost about 48 MiB here (40-byte rows, 8 MiB of
-//! index) where a `HashMap<u64, Life>` of the old 96-byte lives (and a heap block for each owner
-//! name) took about 300 MiB.
+//! index), a fraction of what a `HashMap` of lives would.
 //!
 //! Tables are bounded by their owner ([`family::Rows`]): when full, it evicts the least
 //! recently changed of a few rows sampled at random ([`Table::oldest`]; Redis's approximated
