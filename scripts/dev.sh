@@ -2,6 +2,7 @@
 # The README's two commands, on a fresh machine as root:
 #   bash scripts/dev.sh run [tracer run options]   set up, build, run `tracer run`
 #   bash scripts/dev.sh test [test name filter]    set up, then every check and test
+#   bash scripts/dev.sh unit [test name filter]    set up, then the unit tests (no root needed)
 #   bash scripts/dev.sh setup                      set up only (toolchains, bpf-linker, packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +36,13 @@ case "${1:-}" in
         shift
         exec cargo xtask test "$@"
         ;;
+    unit)
+        shift
+        exec cargo test -p tracer "$@"
+        ;;
     setup) ;;
     *)
-        echo "usage: bash scripts/dev.sh run [OPTIONS] | bash scripts/dev.sh test | bash scripts/dev.sh setup" >&2
+        echo "usage: bash scripts/dev.sh run [OPTIONS] | test [FILTER] | unit [FILTER] | setup" >&2
         exit 2
         ;;
 esac
