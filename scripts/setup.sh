@@ -62,7 +62,8 @@ fi
 
 # Test and benchmark helpers: iproute2 for network namespaces, bpftool to check nothing is left
 # attached, nginx and wrk for real HTTP churn, util-linux's setpriv to drop privileges,
-# prometheus to scrape `tracer run --metrics` for real.
+# prometheus to scrape `tracer run --metrics` for real, systemd's systemd-analyze to verify the
+# unit under deploy/.
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
@@ -75,6 +76,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     # No service may start from a package's install script: tests start their own nginx.

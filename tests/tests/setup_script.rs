@@ -19,9 +19,10 @@ fn script(path: &Path, body: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// A rustup that installs nothing but prints what the real one prints, to stdout.
+/// A rustup that installs nothing but prints what the real one prints: its `info:` lines to
+/// stderr, the summary of a toolchain install to stdout.
 const RUSTUP: &str = r#"state="$STUB_STATE"
-echo "info: stub rustup $*"
+echo "info: stub rustup $*" >&2
 case "$1 $2" in
 "toolchain install")
     touch "$state/$3"
@@ -51,7 +52,9 @@ echo "  Installed package \`bpf-linker v0.13.0\` (executable \`bpf-linker\`)""#;
 fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
     let bin = dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
-    for tool in ["grep", "sed", "ls", "head", "mkdir", "ln", "dirname", "touch", "chmod", "cat"] {
+    for tool in [
+        "grep", "sed", "ls", "head", "mkdir", "ln", "dirname", "touch", "chmod", "cat",
+    ] {
         let real = ["/usr/bin", "/bin"]
             .iter()
             .map(|d| Path::new(d).join(tool))
@@ -64,10 +67,18 @@ fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
     }
     script(&bin.join("cargo"), CARGO);
     // The test helpers it checks for: present, so it installs no package.
-    for tool in ["ip", "bpftool", "nginx", "wrk", "tmux", "qemu-system-x86_64", "cpio"] {
+    for tool in [
+        "ip",
+        "bpftool",
+        "nginx",
+        "wrk",
+        "tmux",
+        "qemu-system-x86_64",
+        "cpio",
+    ] {
         script(&bin.join(tool), "echo stub");
     }
-    for tool in ["setpriv", "prometheus", "dpkg"] {
+    for tool in ["setpriv", "prometheus", "systemd-analyze", "dpkg"] {
         script(&bin.join(tool), "echo stub");
     }
     let sysroot = dir.join("state/sysroot/lib");
@@ -107,7 +118,10 @@ fn setup_prints_only_the_path_line_on_a_first_install_and_after() {
             assert!(stderr.contains("installed - rustc 1.99.1"), "{stderr}");
             assert!(stderr.contains("Installed package `bpf-linker"), "{stderr}");
         } else {
-            assert!(!stderr.contains("installing"), "second run installed again:\n{stderr}");
+            assert!(
+                !stderr.contains("installing"),
+                "second run installed again:\n{stderr}"
+            );
         }
     }
 }
