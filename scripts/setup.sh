@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks to build tracer: the pinned host and eBPF toolchains
-# (with rust-src for -Z build-std) and a bpf-linker linked against the eBPF toolchain's own LLVM.
+# Installs what a fresh machine lacks to build tracer: the pinned host and eBPF toolchains (the
+# eBPF one with rust-src for -Z build-std and clippy for `cargo xtask test`), a bpf-linker linked
+# against the eBPF toolchain's own LLVM, and the tools the tests and benchmarks run.
 # Idempotent: every step is skipped when its result is already there. Recipe: shared/TOOLCHAIN.md.
 #
 # Its stdout is one line, the folders to put in front of PATH (bpf-linker's, rustup's), separated
@@ -44,8 +45,11 @@ if ! rustup target list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q
 fi
 if ! has_toolchain "$EBPF_TC" ||
     ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^rust-src'; then
-    say "installing eBPF toolchain $EBPF_TC with rust-src"
-    rustup toolchain install "$EBPF_TC" --profile minimal --component rust-src --no-self-update
+    say "installing eBPF toolchain $EBPF_TC with rust-src and clippy"
+    rustup toolchain install "$EBPF_TC" --profile minimal --component rust-src,clippy --no-self-update
+fi
+if ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^clippy'; then
+    rustup component add clippy --toolchain "$EBPF_TC"
 fi
 
 if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
@@ -62,7 +66,8 @@ fi
 
 # Test and benchmark helpers: iproute2 for network namespaces, bpftool to check nothing is left
 # attached, nginx and wrk for real HTTP churn, util-linux's setpriv to drop privileges,
-# prometheus to scrape `tracer run --metrics` for real.
+# prometheus to scrape `tracer run --metrics` for real, systemd's systemd-analyze to verify the
+# unit under deploy/.
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
@@ -75,6 +80,7 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
     say "not root: not installing ${missing[*]} (only the tests that run as root need them)"
 elif [ ${#missing[@]} -gt 0 ]; then

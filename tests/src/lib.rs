@@ -20,6 +20,7 @@ pub mod filter_traffic;
 pub mod netns;
 pub mod nginx;
 pub mod sockets;
+pub mod tools;
 
 /// The real probe feeding the real model, keeping every step.
 pub struct Trace {

@@ -2,7 +2,7 @@
 use std::{net::TcpListener, process::Command, time::Duration};
 
 use serde_json::Value;
-use tracer_tests::{Running, client_closes_first, free_port, tracer_bin};
+use tracer_tests::{Running, client_closes_first, free_port, tools::tracer_as_nobody, tracer_bin};
 
 fn churn(port: u16, connections: usize, hold: Duration) {
     let server = TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -40,15 +40,7 @@ fn bad_durations_and_ports_are_usage_errors() {
 
 #[test]
 fn without_privileges_it_says_to_use_sudo() {
-    // setpriv (util-linux) drops to nobody with no capabilities.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(tracer_bin())
+    let out = tracer_as_nobody(&[])
         .args(["run", "--duration", "1"])
         .output()
         .expect("setpriv");

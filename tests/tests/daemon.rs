@@ -6,7 +6,6 @@
 use std::{
     net::TcpListener,
     os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
-    process::Command,
     time::Duration,
 };
 
@@ -14,7 +13,8 @@ use serde_json::Value;
 use tracer_tests::{
     Running, client_closes_first,
     daemon::{TempDir, bounded, client, daemon, raw_exchange, signal, text},
-    free_port, tracer_bin,
+    free_port,
+    tools::tracer_as_nobody,
 };
 
 const CONNECTIONS: usize = 10;
@@ -204,17 +204,8 @@ fn a_non_root_client_is_refused_with_a_clear_message() {
     let dir = TempDir::new("daemon-nobody");
     let socket = dir.socket();
     let tracer = daemon(free_port("127.0.0.1"), &socket);
-    // setpriv (util-linux): nobody, no capabilities.
     let out = bounded(
-        Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-            ])
-            .arg(tracer_bin())
-            .args(["closes", "--json", "--socket", text(&socket)]),
+        tracer_as_nobody(&[]).args(["closes", "--json", "--socket", text(&socket)]),
         Duration::from_secs(20),
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);

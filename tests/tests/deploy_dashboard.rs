@@ -4,10 +4,13 @@
 use std::{collections::BTreeSet, process::Command, time::Duration};
 
 use serde_json::Value;
-use tracer_tests::deploy::{
-    metrics::real_exposition,
-    promql::{self, dashboard_queries, ident_char, load_dashboard, substitute_variables},
-    run_bounded, text,
+use tracer_tests::{
+    deploy::{
+        metrics::real_exposition,
+        promql::{self, dashboard_queries, ident_char, load_dashboard, substitute_variables},
+        run_bounded, text,
+    },
+    tools,
 };
 
 #[test]
@@ -125,13 +128,7 @@ fn dashboard_queries_only_what_tracer_exports() {
 #[test]
 fn dashboard_promql_parses() {
     let promtool = "promtool";
-    assert!(
-        Command::new(promtool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "promtool is missing: run `bash scripts/setup.sh` (Debian package prometheus)"
-    );
+    tools::require(promtool, "prometheus");
     // Each query as a recording rule: `promtool check rules` parses every expression.
     let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
     for (n, q) in dashboard_queries(&load_dashboard()).iter().enumerate() {

@@ -17,7 +17,7 @@ use tracer_tests::{
         files::{unit_caps, unit_exec_args, unit_settings, unit_value, yaml_list, yaml_scalar},
         processes_with_unreadable_links, read, run_bounded, runnable, runs_cleanly, text,
     },
-    tracer_bin,
+    tools, tracer_bin,
 };
 
 #[test]
@@ -55,27 +55,20 @@ fn systemd_unit_runs_as_written() {
         );
     }
 
-    // systemd's own parser, when installed: every line understood, no warning.
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        let dir = std::env::temp_dir().join(format!("tracer-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join("tracer.service");
-        let bin = tracer_bin();
-        std::fs::write(&copy, unit.replace(INSTALLED_BIN, bin.to_str().unwrap())).unwrap();
-        let out = run_bounded(
-            Command::new("systemd-analyze").arg("verify").arg(&copy),
-            Duration::from_secs(30),
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-        assert!(out.status.success() && said.trim().is_empty(), "{said}");
-    } else {
-        eprintln!("systemd-analyze not installed: unit syntax not verified by systemd");
-    }
+    // systemd's own parser: every line understood, no warning.
+    tools::require("systemd-analyze", "systemd");
+    let dir = std::env::temp_dir().join(format!("tracer-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("tracer.service");
+    let bin = tracer_bin();
+    std::fs::write(&copy, unit.replace(INSTALLED_BIN, bin.to_str().unwrap())).unwrap();
+    let out = run_bounded(
+        Command::new("systemd-analyze").arg("verify").arg(&copy),
+        Duration::from_secs(30),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
 
 #[test]
@@ -104,12 +97,10 @@ fn daemonset_runs_as_written() {
 #[test]
 fn unit_capabilities_are_enough_without_root() {
     let unit = read(UNIT);
-    // setpriv (util-linux): nobody, holding exactly the unit's capabilities, as systemd would
-    // give them to its dynamic user (ambient, bounded, no new privileges).
-    let caps: Vec<String> = unit_caps(&unit, "AmbientCapabilities")
-        .into_iter()
-        .collect();
-    let setpriv = setpriv_nobody_with(&caps);
+    // Nobody, holding exactly the unit's capabilities, as systemd gives them to its dynamic user.
+    let caps = unit_caps(&unit, "AmbientCapabilities");
+    let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+    let setpriv = tools::as_nobody(&caps);
     let setpriv: Vec<&str> = setpriv.iter().map(String::as_str).collect();
 
     let (args, addr) = runnable(&unit_exec_args(&unit), "127.0.0.1");
@@ -120,7 +111,7 @@ fn unit_capabilities_are_enough_without_root() {
     // CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH let it name the owners of root's sockets.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let service = listener.local_addr().unwrap().to_string();
-    let snap = states_json_as(&setpriv);
+    let snap = states_json_as(&caps);
     // Every process's links are readable with these capabilities, except where the host
     // refuses even CAP_SYS_PTRACE (this VM's pid 1): then, and only then, "partial".
     let refused = processes_with_unreadable_links(&setpriv);
@@ -140,36 +131,12 @@ fn unit_capabilities_are_enough_without_root() {
     drop(listener);
 }
 
-/// `setpriv` (util-linux) arguments running a command as nobody holding exactly `caps`
-/// (`CAP_...` names), as systemd gives them to its dynamic user (ambient, bounded, no new
-/// privileges).
-fn setpriv_nobody_with(caps: &[String]) -> Vec<String> {
-    let caps: Vec<String> = caps
-        .iter()
-        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
-        .collect();
-    let caps = format!("-all,{}", caps.join(","));
-    [
-        "setpriv".to_string(),
-        "--reuid=65534".into(),
-        "--regid=65534".into(),
-        "--clear-groups".into(),
-        "--no-new-privs".into(),
-        format!("--inh-caps={caps}"),
-        format!("--ambient-caps={caps}"),
-        format!("--bounding-set={caps}"),
-        "--".into(),
-    ]
-    .into()
-}
-
-/// `tracer states --json` run through `setpriv`.
-fn states_json_as(setpriv: &[&str]) -> Value {
-    let mut cmd = Command::new(setpriv[0]);
-    cmd.args(&setpriv[1..])
-        .arg(tracer_bin())
-        .args(["states", "--json"]);
-    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+/// `tracer states --json` run as nobody holding exactly `caps`.
+fn states_json_as(caps: &[&str]) -> Value {
+    let out = run_bounded(
+        tools::tracer_as_nobody(caps).args(["states", "--json"]),
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("states --json")
 }
@@ -179,9 +146,7 @@ fn states_json_as(setpriv: &[&str]) -> Value {
 #[test]
 fn owners_are_partial_when_fd_links_cannot_be_read() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let setpriv = setpriv_nobody_with(&["CAP_DAC_READ_SEARCH".to_string()]);
-    let setpriv: Vec<&str> = setpriv.iter().map(String::as_str).collect();
-    let snap = states_json_as(&setpriv);
+    let snap = states_json_as(&["CAP_DAC_READ_SEARCH"]);
     assert_eq!(snap["owners_partial"], true, "{snap}");
     assert!(
         snap["unreadable_processes"].as_u64().unwrap_or(0) > 0,

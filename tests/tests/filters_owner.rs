@@ -11,6 +11,24 @@ use tracer_tests::{
 
 const CONNECTIONS: usize = 5;
 
+/// The baseline saw every change of the [`CONNECTIONS`] client-first connections on both ports
+/// (`listener_seen`: the listener's start too); the filtered run those on `p1` only.
+fn only_first_port_kept(
+    baseline: &[Value],
+    filtered: &[Value],
+    (p1, p2): (u16, u16),
+    listener_seen: bool,
+) {
+    let on = |port: u16| {
+        move |l: &Value| endpoint(&l["local"]).1 == port || endpoint(&l["remote"]).1 == port
+    };
+    let expected = client_first_changes(CONNECTIONS, listener_seen);
+    assert_eq!(count_by_change(baseline, on(p1)), expected);
+    assert_eq!(count_by_change(baseline, on(p2)), expected);
+    assert_eq!(count_by_change(filtered, on(p1)), expected);
+    assert_eq!(count_by_change(filtered, on(p2)), changes(&[]));
+}
+
 #[test]
 fn cgroup_filter_follows_the_socket_not_the_interrupted_task() {
     let pid = std::process::id();
@@ -149,14 +167,7 @@ fn pid_filter_keeps_one_process_and_its_listener_from_before_the_trace() {
     kept.finish(Duration::from_secs(20));
     other.finish(Duration::from_secs(20));
     let (baseline, only_kept) = (finish(baseline), finish(only_kept));
-    let on = |port: u16| {
-        move |l: &Value| endpoint(&l["local"]).1 == port || endpoint(&l["remote"]).1 == port
-    };
-    let expected = client_first_changes(CONNECTIONS, false);
-    assert_eq!(count_by_change(&baseline, on(p1)), expected);
-    assert_eq!(count_by_change(&baseline, on(p2)), expected);
-    assert_eq!(count_by_change(&only_kept, on(p1)), expected);
-    assert_eq!(count_by_change(&only_kept, on(p2)), changes(&[]));
+    only_first_port_kept(&baseline, &only_kept, (p1, p2), false);
     for l in &only_kept {
         assert_eq!(l["pid"].as_u64(), Some(u64::from(kept_pid)), "{l}");
     }
@@ -205,14 +216,7 @@ fn comm_filter_keeps_one_command_name() {
     alpha.finish(Duration::from_secs(20));
     beta.finish(Duration::from_secs(20));
     let (baseline, only_alpha) = (finish(baseline), finish(only_alpha));
-    let on = |port: u16| {
-        move |l: &Value| endpoint(&l["local"]).1 == port || endpoint(&l["remote"]).1 == port
-    };
-    let expected = client_first_changes(CONNECTIONS, true);
-    assert_eq!(count_by_change(&baseline, on(p1)), expected);
-    assert_eq!(count_by_change(&baseline, on(p2)), expected);
-    assert_eq!(count_by_change(&only_alpha, on(p1)), expected);
-    assert_eq!(count_by_change(&only_alpha, on(p2)), changes(&[]));
+    only_first_port_kept(&baseline, &only_alpha, (p1, p2), true);
     for l in &only_alpha {
         assert_eq!(l["comm"], "trc-alpha", "{l}");
     }

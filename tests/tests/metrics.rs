@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{Running, client_closes_first, free_port, tracer_bin};
+use tracer_tests::{Running, client_closes_first, free_port, tools, tracer_bin};
 
 const CONNECTIONS: usize = 20;
 
@@ -196,13 +196,7 @@ fn query(port: u16, promql: &str) -> Option<String> {
 #[test]
 fn prometheus_scrapes_the_connection_ends() {
     let prometheus = "prometheus";
-    assert!(
-        Command::new(prometheus)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "the prometheus binary is missing: run `bash scripts/setup.sh` (Debian package prometheus)"
-    );
+    tools::require(prometheus, "prometheus");
     let port = free_port("127.0.0.1");
     let metrics_port = free_port("127.0.0.1");
     let prom_port = free_port("127.0.0.1");

@@ -15,11 +15,11 @@ use std::{
 
 use serde_json::Value;
 use tracer::source::recording::Reader;
-use tracer_tests::{Running, client_closes_first, free_port, tracer_bin};
+use tracer_tests::{Running, client_closes_first, free_port, tools::tracer_as_nobody, tracer_bin};
 
 const CONNECTIONS: u64 = 10;
 /// Each tracer's --duration. Three debug builds parsing BTF at once take 1-3 s to start on a
-/// busy 2-CPU machine, so 3 s windows were flaky; 6 s leaves room and the test checks it.
+/// busy 2-CPU machine: 6 s leaves room, and the test checks it.
 const WINDOW: &str = "6";
 const WINDOW_SECS: f64 = 6.0;
 
@@ -185,14 +185,7 @@ fn a_replay_needs_no_root() {
     let copy = std::env::temp_dir().join(format!("tracer-replay-{}.trc", std::process::id()));
     std::fs::copy(&s.recording, &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(tracer_bin())
+    let out = tracer_as_nobody(&[])
         .args(["closes", "--json", "--from", copy.to_str().unwrap()])
         .output()
         .expect("setpriv");

@@ -19,9 +19,10 @@ fn script(path: &Path, body: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// A rustup that installs nothing but prints what the real one prints, to stdout.
+/// A rustup that installs nothing but prints what the real one prints: its `info:` lines to
+/// stderr, the summary of a toolchain install to stdout.
 const RUSTUP: &str = r#"state="$STUB_STATE"
-echo "info: stub rustup $*"
+echo "info: stub rustup $*" >&2
 case "$1 $2" in
 "toolchain install")
     touch "$state/$3"
@@ -77,7 +78,7 @@ fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
     ] {
         script(&bin.join(tool), "echo stub");
     }
-    for tool in ["setpriv", "prometheus", "dpkg"] {
+    for tool in ["setpriv", "prometheus", "systemd-analyze", "dpkg"] {
         script(&bin.join(tool), "echo stub");
     }
     let sysroot = dir.join("state/sysroot/lib");

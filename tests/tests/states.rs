@@ -16,6 +16,7 @@ use tracer::{
 };
 use tracer_tests::{
     sockets::{Netns, close_waits, established, time_waits},
+    tools::as_nobody,
     tracer_bin,
 };
 
@@ -218,18 +219,15 @@ fn states_match_ss_name_owners_and_date_time_waits() {
     );
 
     // Without root: the same counts, but it says the owners are partial.
-    let unprivileged = json_of(&ns.exec(
-        "setpriv",
-        &[
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            tracer_bin().to_str().unwrap(),
-            "states",
-            "--json",
-        ],
-    ));
+    let tracer_as_nobody = |args: &[&str]| {
+        let setpriv = as_nobody(&[]);
+        let tracer = tracer_bin();
+        let mut rest: Vec<&str> = setpriv[1..].iter().map(String::as_str).collect();
+        rest.push(tracer.to_str().unwrap());
+        rest.extend(args);
+        ns.exec(&setpriv[0], &rest)
+    };
+    let unprivileged = json_of(&tracer_as_nobody(&["states", "--json"]));
     assert_eq!(states_of(&unprivileged["states"]), ss);
     assert_eq!(unprivileged["owners_partial"], true);
     assert!(
@@ -237,17 +235,7 @@ fn states_match_ss_name_owners_and_date_time_waits() {
             .iter()
             .all(|r| r["pid"] == 0)
     );
-    let text = ns.exec(
-        "setpriv",
-        &[
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            tracer_bin().to_str().unwrap(),
-            "states",
-        ],
-    );
+    let text = tracer_as_nobody(&["states"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("owners are partial"), "{text}");
 

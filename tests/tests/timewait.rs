@@ -3,8 +3,21 @@
 use std::{net::TcpListener, time::Duration};
 
 use socket2::{Domain, SockAddr, Socket, Type};
-use tracer::model::{Note, TcpState::*};
+use tracer::model::{Note, Step, TcpState::*};
 use tracer_tests::{Trace, client_closes_first, free_port, take_fin};
+
+/// Waits (at most `timeout`) for the step with `note` of the socket on local port `port`.
+async fn noted_step(trace: &mut Trace, port: u16, note: Note, timeout: Duration) -> Step {
+    let find = |steps: &[Step]| {
+        steps
+            .iter()
+            .find(|s| s.tuple.local_port == port && s.note == Some(note))
+            .cloned()
+    };
+    let seen = trace.collect_until(timeout, |s| find(s).is_some()).await;
+    assert!(seen, "no {note:?} step in {:#?}", trace.steps);
+    find(&trace.steps).unwrap()
+}
 
 /// A client socket bound to a fixed local port, so a second connection reuses the 4-tuple.
 fn connect_from(local: u16, server: &TcpListener) -> Socket {
@@ -37,17 +50,7 @@ async fn reusing_the_tuple_ends_time_wait_early() {
             std::thread::sleep(Duration::from_millis(1500));
         }
     }
-    let ended_early = |steps: &[tracer::model::Step]| {
-        steps
-            .iter()
-            .find(|s| s.tuple.local_port == cport && s.note == Some(Note::EndedEarly))
-            .cloned()
-    };
-    let seen = trace
-        .collect_until(Duration::from_secs(5), |s| ended_early(s).is_some())
-        .await;
-    assert!(seen, "no early end in {:#?}", trace.steps);
-    let step = ended_early(&trace.steps).unwrap();
+    let step = noted_step(&mut trace, cport, Note::EndedEarly, Duration::from_secs(5)).await;
     assert_eq!((step.from, step.to), (TimeWait, Close));
     let ms = step.dwell_ns.unwrap() / 1_000_000;
     assert!((1400..2000).contains(&ms), "TIME_WAIT lasted {ms} ms");
@@ -65,17 +68,7 @@ async fn expires_after_60s(ip: &str) {
     let mut trace = Trace::attach(&[port]);
     let server = TcpListener::bind((ip, port)).unwrap();
     let cport = client_closes_first(&server, Duration::from_millis(10)).port();
-    let expired = |steps: &[tracer::model::Step]| {
-        steps
-            .iter()
-            .find(|s| s.tuple.local_port == cport && s.note == Some(Note::Expired))
-            .cloned()
-    };
-    let seen = trace
-        .collect_until(Duration::from_secs(70), |s| expired(s).is_some())
-        .await;
-    assert!(seen, "no expiry in {:#?}", trace.steps);
-    let step = expired(&trace.steps).unwrap();
+    let step = noted_step(&mut trace, cport, Note::Expired, Duration::from_secs(70)).await;
     assert_eq!((step.from, step.to), (TimeWait, Close));
     let secs = step.dwell_ns.unwrap() as f64 / 1e9;
     // 60 s (TCP_TIMEWAIT_LEN) rounded up to the timer wheel's bucket: at 60 s and HZ=250 the
@@ -115,18 +108,9 @@ async fn a_time_wait_from_before_attach_gets_an_exact_duration() {
     // after it began (more when attaching is slow on a loaded machine: measured).
     let again = connect_from(cport, &server);
     let lasted_ms = began.elapsed().as_millis() as u64;
-    let ended_early = |steps: &[tracer::model::Step]| {
-        steps
-            .iter()
-            .find(|s| s.tuple.local_port == cport && s.note == Some(Note::EndedEarly))
-            .cloned()
-    };
-    let seen = trace
-        .collect_until(Duration::from_secs(5), |s| ended_early(s).is_some())
-        .await;
+    let step = noted_step(&mut trace, cport, Note::EndedEarly, Duration::from_secs(5)).await;
     drop(again);
-    assert!(seen, "no early end in {:#?}", trace.steps);
-    let ms = ended_early(&trace.steps).unwrap().dwell_ns.unwrap() / 1_000_000;
+    let ms = step.dwell_ns.unwrap() / 1_000_000;
     // The snapshot dates a TIME_WAIT to within its timer's resolution (1 s at worst).
     assert!(
         ms.abs_diff(lasted_ms) < 1_000,

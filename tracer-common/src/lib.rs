@@ -33,6 +33,9 @@ pub mod tcp_state {
     pub const LAST_ACK: u8 = 9;
     pub const LISTEN: u8 = 10;
     pub const CLOSING: u8 = 11;
+    /// A request socket (a connection before its full socket exists): kernel-internal, never
+    /// a state change, but the state a reset hook can find.
+    pub const NEW_SYN_RECV: u8 = 12;
 }
 
 pub const AF_INET: u16 = 2;
@@ -243,9 +246,8 @@ pub const WAKEUP_BYTES: u64 = 256 * 1024;
 pub const DRAIN_INTERVAL_MS: u64 = 50;
 
 /// Ring buffers in the object (`EVENTS0` ...): CPU n writes ring `n & (rings in use - 1)`, the
-/// loader uses a power of two of them up to this, one per CPU on small hosts. One ring shared
-/// by every CPU made its lock and positions bounce between CPUs: on a 2-CPU VM an 8-byte
-/// record cost 220 ns a run shared against 119 ns from one CPU.
+/// loader uses a power of two of them up to this, one per CPU on small hosts. Separate rings
+/// keep each ring's lock and positions on one CPU (BENCHMARKS.md has the cost of sharing one).
 pub const MAX_RINGS: usize = 8;
 
 impl FilterConfig {

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     FilterConfig, ListenerKey, MAX_ADDR_RULES, MAX_CGROUP_DEPTH, SockTuple, accepts_ports,
-    is_wildcard_listener_change, kind, owner_match, tcp_state::*,
+    follow_maps, is_wildcard_listener_change, kind, owner_match, tcp_state::*,
 };
 
 /// Like aya's `Global` (a read-only global the loader overrides), but read one field at a time:
@@ -45,21 +45,22 @@ macro_rules! filter {
     };
 }
 
-/// Full sockets owned by a matching task, by kernel address (value unused).
+/// Full sockets owned by a matching task, by kernel address (value unused). The loader
+/// sizes these maps ([`follow_maps`]); the names are theirs.
 #[map]
-static FOLLOWED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+static FOLLOWED: LruHashMap<u64, u8> =
+    LruHashMap::with_max_entries(follow_maps::SOCKETS_ENTRIES, 0);
 
 /// Connections whose timewait socket is followed (their full socket was), and pre-existing
 /// sockets whose owner matched in the attach-time snapshot.
 #[map]
-static FOLLOWED_TUPLES: LruHashMap<SockTuple, u8> = LruHashMap::with_max_entries(65536, 0);
+static FOLLOWED_TUPLES: LruHashMap<SockTuple, u8> =
+    LruHashMap::with_max_entries(follow_maps::TUPLES_ENTRIES, 0);
 
 /// Listeners of matching owners: their children are followed.
 #[map]
-static FOLLOWED_LISTENERS: LruHashMap<ListenerKey, u8> = LruHashMap::with_max_entries(4096, 0);
-
-/// `sk_state` values of sockets that are not full sockets (reset hooks).
-const TCP_NEW_SYN_RECV: u8 = 12;
+static FOLLOWED_LISTENERS: LruHashMap<ListenerKey, u8> =
+    LruHashMap::with_max_entries(follow_maps::LISTENERS_ENTRIES, 0);
 
 /// Family and ports: checked first, before the addresses are even read.
 #[inline(always)]
@@ -187,7 +188,7 @@ pub fn followed(event_kind: u8, sk: u64, old: u8, new: u8, t: &SockTuple) -> boo
         // Reset hooks: `old` is the socket's state.
         _ => match old {
             TIME_WAIT => contains(&FOLLOWED_TUPLES, t),
-            TCP_NEW_SYN_RECV => contains(&FOLLOWED_LISTENERS, &listener),
+            NEW_SYN_RECV => contains(&FOLLOWED_LISTENERS, &listener),
             _ => contains(&FOLLOWED, &sk) || contains(&FOLLOWED_TUPLES, t),
         },
     }

@@ -1,5 +1,6 @@
-//! Kernel side of tracer: small, boring hooks that copy what they see into one ring buffer.
-//! Everything that can be decided in userspace is decided there.
+//! Kernel side of tracer: small, boring hooks that copy what they see into ring buffers, one per
+//! CPU (up to [`tracer_common::MAX_RINGS`]). Everything that can be decided in userspace is
+//! decided there.
 #![no_std]
 #![no_main]
 
@@ -11,7 +12,9 @@ mod resets;
 mod state;
 mod timewait;
 
-#[cfg(not(test))]
+// Only on the BPF target: a host build of the workspace (`cargo clippy --workspace`) links std
+// into this crate through tracer-common's `user` feature, and std has its own.
+#[cfg(all(not(test), target_arch = "bpf"))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

@@ -1,12 +1,11 @@
 //! `tcp:tcp_send_reset` and `tcp:tcp_receive_reset`: tell an abort by this side from one by the peer.
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use tracer_common::kind;
+use tracer_common::{
+    kind,
+    tcp_state::{NEW_SYN_RECV, TIME_WAIT},
+};
 
 use crate::emit::{OFFSETS, ProbeRead, Seen, emit, read};
-
-/// `sk_state` values of sockets that are not full sockets.
-const TCP_TIME_WAIT: u8 = 6;
-const TCP_NEW_SYN_RECV: u8 = 12;
 
 #[btf_tracepoint(function = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
@@ -28,11 +27,12 @@ fn try_reset(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
     }
     let o = OFFSETS.load();
     let state = read::<u8>(sk, o.skc_state)?;
+    // Timewait and request sockets are not full sockets: their port is elsewhere.
     let sport = match state {
-        TCP_TIME_WAIT => read::<u16>(sk, o.tw_sport)?,
+        TIME_WAIT => read::<u16>(sk, o.tw_sport)?,
         // A request socket's skc_num is its local port in host order; convert it to network
         // order here so the single from_be below applies to every case.
-        TCP_NEW_SYN_RECV => read::<u16>(sk, o.skc_num)?.to_be(),
+        NEW_SYN_RECV => read::<u16>(sk, o.skc_num)?.to_be(),
         _ => read::<u16>(sk, o.inet_sport)?,
     };
     emit::<ProbeRead>(Seen {

@@ -1,5 +1,6 @@
-//! TIME_WAIT life, followed through the timer of the timewait socket (fentry and kprobes are
-//! unavailable on the target kernels). Only timers whose function is `tw_timer_handler` are kept.
+//! TIME_WAIT life, followed through the timer of the timewait socket: the fallback for kernels
+//! that refuse fentry (the preferred path, fentry.rs; the loader chooses). Only timers whose
+//! function is `tw_timer_handler` are kept.
 use aya_ebpf::{Global, macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 

@@ -20,8 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Format check, clippy, unit tests, the real-kernel integration tests (root), then the
-    /// static binary on a second kernel under qemu.
+    /// Format check, clippy (the eBPF crate too, as it is built), unit tests, the real-kernel
+    /// integration tests (root), then the static binary on a second kernel under qemu.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         args: Vec<String>,
@@ -78,6 +78,47 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The toolchain that builds the eBPF crate, as tracer/build.rs chooses it.
+const EBPF_TOOLCHAIN_ENV: &str = "TRACER_EBPF_TOOLCHAIN";
+const EBPF_TOOLCHAIN_DEFAULT: &str = "nightly-2026-10-30";
+
+/// Clippy on tracer-ebpf the way aya-build builds it (tracer/build.rs): the eBPF toolchain,
+/// the BPF target, `core` built from source. The host clippy run leaves it out (it is not a
+/// default member and does not build for the host).
+fn clippy_ebpf() -> Result<()> {
+    let toolchain =
+        std::env::var(EBPF_TOOLCHAIN_ENV).unwrap_or_else(|_| EBPF_TOOLCHAIN_DEFAULT.to_string());
+    let args = [
+        "run",
+        &toolchain,
+        "cargo",
+        "clippy",
+        "-p",
+        "tracer-ebpf",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    eprintln!("xtask: rustup {}", args.join(" "));
+    // The host toolchain's rustc (set when this runs under cargo) must not leak in.
+    let status = Command::new("rustup")
+        .args(args)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .status()
+        .context("running rustup (scripts/setup.sh installs it)")?;
+    if !status.success() {
+        bail!(
+            "clippy on tracer-ebpf failed ({status}); scripts/setup.sh installs clippy for {toolchain}"
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
@@ -105,6 +146,7 @@ fn main() -> Result<()> {
         Task::Test { args } => {
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+            clippy_ebpf()?;
             // The integration tests run the real binary: build it first.
             cargo(&["build", "-p", "tracer"])?;
             // tracer-ebpf is built for the BPF target by tracer/build.rs, never as a host test.
