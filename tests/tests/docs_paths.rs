@@ -8,8 +8,7 @@
 //!   under tracer/src;
 //! - markdown links to local files, relative to the file that holds them.
 //!
-//! Paths under tracer/src/ are only checked for their layer folder: modules move inside a
-//! layer without the docs having to follow. Needs no root and no build of tracer.
+//! Needs no root and no build of tracer.
 use std::{
     collections::BTreeSet,
     fs,
@@ -21,17 +20,11 @@ const LAYERS: [&str; 10] = [
     "time", "model", "stats", "filter", "source", "engine", "view", "service", "commands", "cli",
 ];
 
-/// Files directly in tracer/src/ besides the layers.
-const SRC_FILES: [&str; 2] = ["main.rs", "lib.rs"];
-
 /// Placeholders the docs write in paths (`tests/tests/FILE.rs::NAME`): not real names.
 const PLACEHOLDERS: [&str; 5] = ["FILE", "NAME", "PATH", "PID", "LAYER"];
 
 /// Top-level entries that are never in a fresh clone: build output.
 const NOT_CHECKED: [&str; 1] = ["target"];
-
-/// Paths the source layout change adds alongside the layers; checked once it has landed.
-const LANDS_WITH_LAYOUT: [&str; 1] = ["tracer/tests/layers.rs"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -218,19 +211,6 @@ impl Checker {
             return;
         }
         self.checked += 1;
-        if let Some(rest) = path.strip_prefix("tracer/src/") {
-            let layer = rest.split('/').next().unwrap_or_default();
-            if !(LAYERS.contains(&layer) || SRC_FILES.contains(&layer) || rest.is_empty()) {
-                self.problem(
-                    at,
-                    format!("`{path}`: {layer} is not a layer of tracer/src"),
-                );
-            }
-            return;
-        }
-        if LANDS_WITH_LAYOUT.contains(&path) {
-            return;
-        }
         // A wildcard: the folder before it must exist.
         let literal = match path.find('*') {
             Some(star) => &path[..path[..star].rfind('/').map_or(0, |s| s + 1)],
