@@ -13,6 +13,7 @@ exec 3>&1 1>&2
 HOST_TC=${TRACER_HOST_TOOLCHAIN:-1.99.1}
 EBPF_TC=${TRACER_EBPF_TOOLCHAIN:-nightly-2026-10-30}
 BPF_LINKER_VERSION=0.13.0
+CARGO_DEB_VERSION=3.8.0
 TOOLS=${TRACER_TOOLS_DIR:-$HOME/.cache/tracer-tools}
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -64,6 +65,12 @@ if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSIO
         --no-default-features --features "llvm-$llvm_major" --root "$TOOLS"
 fi
 
+# cargo-deb builds the .deb (`cargo xtask deb`), which tests/tests/deb.rs installs and removes.
+if ! "$TOOLS/bin/cargo-deb" --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+    say "building cargo-deb $CARGO_DEB_VERSION (about two minutes)"
+    cargo "+$HOST_TC" install "cargo-deb@$CARGO_DEB_VERSION" --locked --root "$TOOLS"
+fi
+
 # Test and benchmark helpers: iproute2 for network namespaces, bpftool to check nothing is left
 # attached, nginx and wrk for real HTTP churn, util-linux's setpriv to drop privileges,
 # prometheus to scrape `tracer run --metrics` for real, systemd's systemd-analyze to verify the
@@ -91,5 +98,5 @@ elif [ ${#missing[@]} -gt 0 ]; then
     rm -f /usr/sbin/policy-rc.d
 fi
 
-say "ready: $(rustup run "$HOST_TC" rustc --version), eBPF $(rustup run "$EBPF_TC" rustc --version), $("$TOOLS/bin/bpf-linker" --version)"
+say "ready: $(rustup run "$HOST_TC" rustc --version), eBPF $(rustup run "$EBPF_TC" rustc --version), $("$TOOLS/bin/bpf-linker" --version), $("$TOOLS/bin/cargo-deb" --version)"
 printf '%s\n' "$TOOLS/bin:$RUSTUP_BIN" >&3

@@ -39,14 +39,23 @@ run*)
     esac ;;
 esac"#;
 
-/// A cargo whose `install --root DIR` leaves a bpf-linker in DIR/bin, printing to stdout.
+/// A cargo whose `install NAME@VERSION --root DIR` leaves a NAME in DIR/bin that prints
+/// "NAME VERSION" for `--version`, printing to stdout as the real one does.
 const CARGO: &str = r#"echo "    Updating crates.io index (stub cargo $*)"
 root=""
-while [ $# -gt 0 ]; do [ "$1" = --root ] && root="$2"; shift; done
+name=""
+version=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --root) root="$2" ;;
+    *@*) name="${1%@*}"; version="${1#*@}" ;;
+    esac
+    shift
+done
 mkdir -p "$root/bin"
-printf '#!/bin/bash\necho "bpf-linker 0.13.0"\n' > "$root/bin/bpf-linker"
-chmod +x "$root/bin/bpf-linker"
-echo "  Installed package \`bpf-linker v0.13.0\` (executable \`bpf-linker\`)""#;
+printf '#!/bin/bash\necho "%s %s"\n' "$name" "$version" > "$root/bin/$name"
+chmod +x "$root/bin/$name"
+echo "  Installed package \`$name v$version\` (executable \`$name\`)""#;
 
 /// A PATH of stubs and the few system tools setup.sh uses, so no real toolchain is touched.
 fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
@@ -117,9 +126,10 @@ fn setup_prints_only_the_path_line_on_a_first_install_and_after() {
             // The stubs did print to their stdout: it went to setup's stderr.
             assert!(stderr.contains("installed - rustc 1.99.1"), "{stderr}");
             assert!(stderr.contains("Installed package `bpf-linker"), "{stderr}");
+            assert!(stderr.contains("Installed package `cargo-deb"), "{stderr}");
         } else {
             assert!(
-                !stderr.contains("installing"),
+                !stderr.contains("installing") && !stderr.contains("building"),
                 "second run installed again:\n{stderr}"
             );
         }

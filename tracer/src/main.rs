@@ -35,6 +35,8 @@ fn main() -> ExitCode {
             Command::States(args) => commands::states::run(args),
             Command::Record(args) => commands::record::run(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
+            Command::Completions(args) => cli::generate::completions(&args),
+            Command::Man(args) => cli::generate::man(&args),
         }
     });
     match result {

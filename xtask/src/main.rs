@@ -1,9 +1,11 @@
 //! Project tasks: `cargo xtask test` (every check and test), `cargo xtask build`,
-//! `cargo xtask bench` (throughput kept under connection churn, traced vs untraced).
+//! `cargo xtask bench` (throughput kept under connection churn, traced vs untraced),
+//! `cargo xtask deb` (the Debian package).
 //! The toolchains and bpf-linker come from scripts/setup.sh, which scripts/dev.sh runs first.
 mod attach_bench;
 mod bench;
 mod churn;
+mod deb;
 mod qemu;
 
 use std::process::Command;
@@ -28,6 +30,9 @@ enum Task {
     },
     /// Release build of the single `tracer` binary (eBPF object embedded).
     Build,
+    /// The .deb: the static binary, systemd unit (not enabled), man pages, bash/zsh/fish
+    /// completions (cargo-deb, from scripts/setup.sh). Prints the package's path.
+    Deb,
     /// Attach + snapshot time with ~100,000 existing sockets (root; a throw-away netns).
     BenchAttach {
         #[arg(long, default_value_t = 100_000)]
@@ -66,10 +71,16 @@ enum Task {
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
+    cargo_env(args, &[])
+}
+
+/// `cargo ARGS` with `env` added to its environment.
+fn cargo_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("running {cargo}"))?;
     if !status.success() {
@@ -122,6 +133,11 @@ fn clippy_ebpf() -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
+        Task::Deb => {
+            let deb = deb::build(cargo)?;
+            println!("{}", deb.display());
+            Ok(())
+        }
         Task::Qemu => qemu::run(cargo),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
         Task::Churn(load) => churn::alone(&load),
@@ -147,15 +163,17 @@ fn main() -> Result<()> {
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
             clippy_ebpf()?;
-            // The integration tests run the real binary: build it first.
+            // The integration tests run the real binary: build it first; tests/tests/deb.rs
+            // installs the package.
             cargo(&["build", "-p", "tracer"])?;
+            let deb = deb::build(cargo)?;
             // tracer-ebpf is built for the BPF target by tracer/build.rs, never as a host test.
             let mut test = vec!["test", "--workspace", "--exclude", "tracer-ebpf"];
             if !args.is_empty() {
                 test.push("--");
                 test.extend(args.iter().map(String::as_str));
             }
-            cargo(&test)?;
+            cargo_env(&test, &[("TRACER_DEB", deb.as_os_str())])?;
             // The second kernel: the static binary on Debian 12's 6.1 kernel under qemu.
             qemu::run(cargo)
         }

@@ -2,6 +2,7 @@
 //! are in [`crate::commands::options`].
 use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
+pub mod generate;
 #[cfg(test)]
 mod tests;
 
@@ -11,6 +12,14 @@ use crate::commands::options::{
 
 const ABOUT: &str = "Trace TCP state transitions with eBPF: how long sockets stay in each state \
 (TIME_WAIT, CLOSE_WAIT, ...) and which side closed first.";
+
+/// `tracer --version`: "0.1.0 (abc1234 2026-12-07)", the commit from tracer/build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TRACER_GIT_COMMIT"),
+    ")"
+);
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,7 +33,7 @@ Examples:
   tracer closes --from web.trc                    # (no root needed to replay)";
 
 #[derive(Parser, Debug)]
-#[command(name = "tracer", version, about = ABOUT, after_help = EXAMPLES)]
+#[command(name = "tracer", version = VERSION, about = ABOUT, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -176,6 +185,18 @@ queue overflows and SYN_RECV pile-ups, tcp_tw_reuse; 'nothing wrong found' is a 
 A socket's age is only known from two snapshots: with --duration D, CLOSE_WAIT / FIN_WAIT2 /
 SYN_RECV sockets present in both are at least D old.")]
     Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(after_help = "\
+Examples:
+  tracer completions bash > ~/.local/share/bash-completion/completions/tracer
+  tracer completions zsh > ~/.zfunc/_tracer        # a folder on $fpath
+  tracer completions fish > ~/.config/fish/completions/tracer.fish
+
+The .deb installs all three where the shells look for them.")]
+    Completions(generate::CompletionsArgs),
+    /// Write the man pages (for packaging): tracer.1 to stdout, or every page into --dir.
+    #[command(hide = true)]
+    Man(generate::ManArgs),
 }
 
 impl Command {
