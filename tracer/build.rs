@@ -1,6 +1,9 @@
 //! Builds the eBPF programs with the pinned eBPF toolchain and embeds the object in the binary,
 //! and names the git commit it is built from for `tracer --version`.
-use std::{path::Path, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context as _, anyhow};
 use aya_build::Toolchain;
@@ -40,7 +43,7 @@ fn main() -> anyhow::Result<()> {
 /// HEAD moves: HEAD itself, its reflog (written on every commit, checkout and reset), the branch
 /// it points to and packed-refs, each where this checkout keeps it (worktrees included).
 fn emit_git_commit() {
-    let dir = env_dir("CARGO_MANIFEST_DIR");
+    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     // A packaged crate carries this file; a git repository around it would be someone else's.
     let packaged = dir.join(".cargo_vcs_info.json").exists();
     let commit = (!packaged)
@@ -76,8 +79,4 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let text = String::from_utf8(out.stdout).ok()?;
     let line = text.lines().next()?.trim().to_string();
     (out.status.success() && !line.is_empty()).then_some(line)
-}
-
-fn env_dir(name: &str) -> std::path::PathBuf {
-    std::env::var_os(name).unwrap_or_default().into()
 }
