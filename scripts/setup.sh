@@ -88,6 +88,8 @@ command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# man-db's `man -w` finds the installed package's man page (tests/tests/deb.rs).
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
     say "not root: not installing ${missing[*]} (only the tests that run as root need them)"
 elif [ ${#missing[@]} -gt 0 ]; then

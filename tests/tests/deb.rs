@@ -192,6 +192,7 @@ fn check_installed() {
         "tracer --version said {version:?}"
     );
 
+    tools::require("man", "man-db");
     let out = run(Command::new("man").args(["-w", "tracer"]));
     assert!(out.status.success(), "man -w tracer: {}", said(&out));
     assert_eq!(text(&out.stdout).trim(), "/usr/share/man/man1/tracer.1.gz");

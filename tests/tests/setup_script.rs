@@ -87,7 +87,7 @@ fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
     ] {
         script(&bin.join(tool), "echo stub");
     }
-    for tool in ["setpriv", "prometheus", "systemd-analyze", "dpkg"] {
+    for tool in ["setpriv", "prometheus", "systemd-analyze", "dpkg", "man"] {
         script(&bin.join(tool), "echo stub");
     }
     let sysroot = dir.join("state/sysroot/lib");
