@@ -99,7 +99,7 @@ pub async fn run(args: ClosesArgs) -> Result<()> {
     let mut collector = Collector::new(&filter, args.from.as_deref())?;
     let mut ends = CloseStats::default();
     if !collector.is_replay() {
-        eprintln!("collecting connection ends; Ctrl-C to stop");
+        log::info!("collecting connection ends; Ctrl-C to stop");
     }
     collector
         .run(args.duration, std::time::Duration::from_secs(1), &mut ends)

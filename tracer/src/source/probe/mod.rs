@@ -105,6 +105,18 @@ impl Probe {
         let owner_filter = filter.owner_match != 0;
         let entries = |n| if owner_filter { n } else { fm::UNUSED_ENTRIES };
         let layout = rings::Layout::for_host(ring_bytes)?;
+        let used: Vec<u32> = layout
+            .sizes()
+            .map(|(_, b)| b)
+            .filter(|&b| b > 4096)
+            .collect();
+        log::debug!(
+            "tw_timer_handler at {handler_value:#x}, TIME_WAIT starts in hashdance: {}, \
+             owner filter maps: {owner_filter}, {} event rings of {} bytes",
+            kernel.hashdance,
+            used.len(),
+            used.first().copied().unwrap_or(0)
+        );
         let (hashdance, ring_mask) = (u32::from(kernel.hashdance), layout.mask());
         let mut loader = EbpfLoader::new();
         loader
@@ -133,8 +145,8 @@ impl Probe {
             attach_tracepoints(&mut ebpf, &btf)?;
             let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
             match &path {
-                timewait::Path::None(_) => eprintln!("warning: {path}"),
-                _ => eprintln!("{path}"),
+                timewait::Path::None(_) => log::warn!("{path}"),
+                _ => log::info!("{path}"),
             }
             path
         };
