@@ -5,6 +5,7 @@ mod attach_bench;
 mod bench;
 mod churn;
 mod qemu;
+mod soak;
 
 use std::process::Command;
 
@@ -47,6 +48,15 @@ enum Task {
     /// The bench's loopback churn alone, for profiling by hand (perf, bpf_stats, a tracer
     /// started beside it): prints connections/s. Bounded by --seconds; 127.0.0.0/8 only.
     Churn(churn::Load),
+    /// `tracer run --quiet --metrics` beside steady churn for --minutes (root): RSS, events,
+    /// losses and the daemon's answer every minute; the last answer must be exact.
+    Soak {
+        #[command(flatten)]
+        options: soak::Options,
+        /// Use the release binary as it is (no rebuild).
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Throughput kept under loopback connection churn, untraced vs tracer vs tcpstates in
     /// interleaved pairs; then per-program kernel cost, the daemon's cost per event and the
     /// highest rate with 0 lost (root).
@@ -125,6 +135,12 @@ fn main() -> Result<()> {
         Task::Qemu => qemu::run(cargo),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
         Task::Churn(load) => churn::alone(&load),
+        Task::Soak { options, no_build } => {
+            if !no_build {
+                cargo(&["build", "--release", "-p", "tracer"])?;
+            }
+            soak::run(std::path::Path::new("target/release/tracer"), &options)
+        }
         Task::HoldSockets { pairs, port } => attach_bench::hold(pairs, port),
         Task::Bench {
             rounds,
