@@ -52,12 +52,12 @@ impl Series {
         }
     }
 
-    /// Where Debian ships it (for the messages and docs).
-    pub fn suite(self) -> &'static str {
+    /// Where Debian ships it (the newest build may be in the suite's -security).
+    fn suites(self) -> &'static str {
         match self {
             Series::V5_10 => "bullseye",
             Series::V6_1 => "bookworm",
-            Series::V6_12 => "bookworm-backports (newer builds in bookworm-security)",
+            Series::V6_12 => "bookworm-backports, bookworm-security",
         }
     }
 
@@ -82,6 +82,8 @@ impl Series {
 pub struct Kernel {
     pub package: String,
     pub version: String,
+    /// The suite it came from (bookworm-security, ...).
+    pub suite: String,
     pub vmlinuz: PathBuf,
     /// `lib/modules/<release>` inside the package.
     pub modules: PathBuf,
@@ -156,27 +158,41 @@ impl Apt {
         }
     }
 
-    /// The newest package of the series that has a version to download, with that version.
-    fn newest(&self, series: Series) -> Result<(String, String)> {
+    /// The newest package of the series that has a version to download: its name, version
+    /// and suite (`apt-cache madison`: `name | version | mirror suite/main amd64 Packages`).
+    fn newest(&self, series: Series) -> Result<Chosen> {
         let names = sh(self.cmd("apt-cache").args(["pkgnames", "linux-image-"]))?;
         let mut names: Vec<&str> = names.lines().filter(|n| series.matches(n)).collect();
         names.sort_by(|a, b| natural(b, a));
         for name in names {
-            // pkgnames also lists names only referenced by other packages: skip those.
-            let show = self
-                .cmd("apt-cache")
-                .args(["show", "--no-all-versions", name])
-                .output()?;
-            let text = String::from_utf8_lossy(&show.stdout);
-            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("Version: ")) {
-                return Ok((name.to_string(), v.trim().to_string()));
+            // pkgnames also lists names only referenced by other packages: those have no line.
+            let madison = sh(self.cmd("apt-cache").args(["madison", name]))?;
+            let Some(line) = madison.lines().next() else {
+                continue;
+            };
+            let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+            if let [_, version, source, ..] = fields[..] {
+                let suite = source.split_whitespace().nth(1).unwrap_or("?");
+                return Ok(Chosen {
+                    package: name.to_string(),
+                    version: version.to_string(),
+                    suite: suite.split('/').next().unwrap_or("?").to_string(),
+                });
             }
         }
         bail!(
-            "no linux-image-{}*-cloud-amd64 package in the lists",
-            series.name()
+            "no linux-image-{}*-cloud-amd64 package in the lists ({})",
+            series.name(),
+            series.suites()
         )
     }
+}
+
+/// A kernel package picked from the lists (or the cache).
+struct Chosen {
+    package: String,
+    version: String,
+    suite: String,
 }
 
 /// Compares package names with their digit runs as numbers (6.12.100 after 6.12.95).
@@ -205,17 +221,18 @@ fn natural(a: &str, b: &str) -> Ordering {
 pub fn fetch(work: &Path, series: Series) -> Result<Kernel> {
     let apt = Apt::new(work)?;
     let chosen = apt.refresh().and_then(|()| apt.newest(series));
-    let (package, version) = match chosen {
+    let chosen = match chosen {
         Ok(found) => found,
         Err(e) => cached(work, series).with_context(|| format!("{e:#}"))?,
     };
+    let package = chosen.package;
     let root = work.join("kernels").join(&package);
     let unpacked = |root: &Path| find_in(&root.join("boot"), "vmlinuz").is_ok();
     if !unpacked(&root) {
         let dl = work.join("kernels").join(format!("{package}.download"));
         let _ = std::fs::remove_dir_all(&dl);
         std::fs::create_dir_all(&dl)?;
-        eprintln!("xtask: downloading {package} {version}");
+        eprintln!("xtask: downloading {package} {}", chosen.version);
         sh(apt
             .cmd("apt-get")
             .args(["-qq", "download", &package])
@@ -224,11 +241,16 @@ pub fn fetch(work: &Path, series: Series) -> Result<Kernel> {
         let partial = root.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);
         sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))?;
-        std::fs::write(partial.join("VERSION"), &version)?;
+        std::fs::write(
+            partial.join("ORIGIN"),
+            format!("{} {}", chosen.version, chosen.suite),
+        )?;
         std::fs::rename(&partial, &root)?;
         std::fs::remove_dir_all(&dl)?;
     }
-    let version = std::fs::read_to_string(root.join("VERSION")).unwrap_or(version);
+    // What was downloaded (the cache fallback knows no more than the name).
+    let origin = std::fs::read_to_string(root.join("ORIGIN")).unwrap_or_default();
+    let (version, suite) = origin.trim().split_once(' ').unwrap_or(("?", "?"));
     let modules = ["lib/modules", "usr/lib/modules"]
         .iter()
         .map(|m| root.join(m))
@@ -240,14 +262,15 @@ pub fn fetch(work: &Path, series: Series) -> Result<Kernel> {
         .context("no lib/modules/<release> in the kernel package")?;
     Ok(Kernel {
         package,
-        version,
+        version: version.to_string(),
+        suite: suite.to_string(),
         vmlinuz: find_in(&root.join("boot"), "vmlinuz")?,
         modules,
     })
 }
 
 /// The newest package of the series already unpacked under `<work>/kernels`.
-fn cached(work: &Path, series: Series) -> Result<(String, String)> {
+fn cached(work: &Path, series: Series) -> Result<Chosen> {
     let mut names: Vec<String> = std::fs::read_dir(work.join("kernels"))
         .into_iter()
         .flatten()
@@ -255,12 +278,16 @@ fn cached(work: &Path, series: Series) -> Result<(String, String)> {
         .filter(|n| series.matches(n))
         .collect();
     names.sort_by(|a, b| natural(b, a));
-    let name = names
+    let package = names
         .into_iter()
         .next()
         .context("apt failed and no kernel of this series is cached")?;
-    eprintln!("xtask: warning: apt failed; using the cached {name}");
-    Ok((name, String::new()))
+    eprintln!("xtask: warning: apt failed; using the cached {package}");
+    Ok(Chosen {
+        package,
+        version: String::new(),
+        suite: String::new(),
+    })
 }
 
 fn find_in(dir: &Path, prefix: &str) -> Result<PathBuf> {
@@ -274,103 +301,13 @@ fn find_in(dir: &Path, prefix: &str) -> Result<PathBuf> {
         .with_context(|| format!("no {prefix}* in {}", dir.display()))
 }
 
-/// Copies `names` and the modules they depend on (their `depends=`), decompressed
-/// (busybox insmod may not read .ko.xz/.ko.zst), into `dest` as `<name>.ko`; returns them in
-/// load order, dependencies first.
-pub fn modules(kernel: &Kernel, names: &[&str], dest: &Path) -> Result<Vec<String>> {
-    std::fs::create_dir_all(dest)?;
-    let mut order = Vec::new();
-    for name in names {
-        add_module(kernel, name, dest, &mut order, 0)?;
-    }
-    Ok(order)
-}
-
-fn add_module(
-    kernel: &Kernel,
-    name: &str,
-    dest: &Path,
-    order: &mut Vec<String>,
-    depth: usize,
-) -> Result<()> {
-    if order.iter().any(|m| m == name) {
-        return Ok(());
-    }
-    if depth > 16 {
-        bail!("module dependencies of {name} loop");
-    }
-    let source = find_module(&kernel.modules.join("kernel"), name)?
-        .with_context(|| format!("{name}.ko not in {}", kernel.package))?;
-    let out = dest.join(format!("{name}.ko"));
-    let file = source.to_string_lossy();
-    if file.ends_with(".xz") || file.ends_with(".zst") {
-        let tool = if file.ends_with(".xz") { "xz" } else { "zstd" };
-        let data = Command::new(tool)
-            .args(["-dc"])
-            .arg(&source)
-            .output()
-            .with_context(|| format!("running {tool} (Debian: xz-utils, zstd)"))?;
-        if !data.status.success() {
-            bail!("{tool} -dc {file} failed");
-        }
-        std::fs::write(&out, data.stdout)?;
-    } else {
-        std::fs::copy(&source, &out)?;
-    }
-    for dep in depends(&std::fs::read(&out)?)
-        .split(',')
-        .filter(|d| !d.is_empty())
-    {
-        add_module(kernel, dep, dest, order, depth + 1)?;
-    }
-    order.push(name.to_string());
-    Ok(())
-}
-
-/// The `depends=` entry of a module's .modinfo section (what `modinfo -F depends` prints,
-/// without needing kmod on the host).
-fn depends(ko: &[u8]) -> String {
-    let key = b"\0depends=";
-    ko.windows(key.len())
-        .position(|w| w == key)
-        .map(|at| {
-            let value = &ko[at + key.len()..];
-            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-            String::from_utf8_lossy(&value[..end]).into_owned()
-        })
-        .unwrap_or_default()
-}
-
-/// `<name>.ko`, `.ko.xz` or `.ko.zst` anywhere under `dir` (module names use `_` where files
-/// may use `-`).
-fn find_module(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            if let Some(found) = find_module(&path, name)? {
-                return Ok(Some(found));
-            }
-            continue;
-        }
-        let file = path.file_name().unwrap_or_default().to_string_lossy();
-        let stem = file
-            .strip_suffix(".ko")
-            .or_else(|| file.strip_suffix(".ko.xz"))
-            .or_else(|| file.strip_suffix(".ko.zst"));
-        if stem.is_some_and(|s| s.replace('-', "_") == name.replace('-', "_")) {
-            return Ok(Some(path));
-        }
-    }
-    Ok(None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn newest_by_numbers() {
-        let mut names = vec![
+        let mut names = [
             "linux-image-6.12.95+deb12-cloud-amd64",
             "linux-image-6.12.100+deb12-cloud-amd64",
             "linux-image-6.12.90+deb12.1-cloud-amd64",

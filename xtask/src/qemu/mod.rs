@@ -11,6 +11,7 @@
 //! which run one after the other, each bounded by a timeout. One PASS/FAIL line per kernel and
 //! check; the task fails when any failed.
 mod kernels;
+mod modules;
 mod scenario;
 
 use std::{
@@ -108,13 +109,13 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
 fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
     let name = o.series.name();
     let kernel = kernels::fetch(work, o.series)?;
-    o.package = kernel.package.clone();
+    o.package = format!("`{}` {} ({})", kernel.package, kernel.version, kernel.suite);
     let (initrd, modules) = scenario::initramfs(work, tracer, &kernel)?;
     println!(
         "qemu {name}: {} {} from {}, modules {} loaded in the VM",
         kernel.package,
         kernel.version,
-        o.series.suite(),
+        kernel.suite,
         modules.join(" ")
     );
     let boot = Instant::now();
@@ -207,7 +208,7 @@ fn summary(outcomes: &[Outcome], total: u64) {
             None => "-",
         };
         println!(
-            "| {} | `{}` | {paths} | {snapshot} | {} | {} s |",
+            "| {} | {} | {paths} | {snapshot} | {} | {} s |",
             o.series.name(),
             o.package,
             match &o.error {

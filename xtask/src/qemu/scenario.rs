@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use super::{kernels, sh};
+use super::{kernels, modules, sh};
 
 pub const REQUESTS: u64 = 20;
 
@@ -35,7 +35,7 @@ pub fn initramfs(
     std::fs::copy("/bin/busybox", dir.join("bin/busybox")).context("busybox-static")?;
     std::fs::copy(tracer, dir.join("bin/tracer"))?;
     std::fs::write(dir.join("www/index.html"), "hello\n")?;
-    let modules = kernels::modules(kernel, MODULES, &dir.join("lib/modules"))?;
+    let modules = modules::copy(kernel, MODULES, &dir.join("lib/modules"))?;
     std::fs::write(dir.join("modules.load"), modules.join("\n") + "\n")?;
     std::fs::write(dir.join("init"), include_str!("../../assets/qemu-init.sh"))?;
     std::fs::write(
