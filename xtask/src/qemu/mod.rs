@@ -39,7 +39,6 @@ struct Outcome {
     seconds: u64,
     /// `fentry` or what the auto run chose instead.
     auto_path: String,
-    snapshot: bool,
     /// (check, passed)
     checks: Vec<(&'static str, bool)>,
     error: Option<String>,
@@ -76,7 +75,6 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
             package: String::new(),
             seconds: 0,
             auto_path: String::new(),
-            snapshot: false,
             checks: Vec::new(),
             error: None,
         };
@@ -96,6 +94,12 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
         outcomes.push(outcome);
     }
     summary(&outcomes, started.elapsed().as_secs());
+    for o in outcomes.iter().filter(|o| !o.ok()) {
+        let log = work.join(format!("console-{}.log", o.series.name()));
+        if let Ok(console) = std::fs::read_to_string(&log) {
+            eprintln!("--- {} ---\n{console}", log.display());
+        }
+    }
     if outcomes.iter().any(|o| !o.ok()) {
         bail!(
             "the static tracer did not give the expected answers on every kernel (console logs: {})",
@@ -108,8 +112,13 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
 /// Fetches the kernel, boots it, checks and prints its lines.
 fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
     let name = o.series.name();
+    let log = work.join(format!("console-{name}.log"));
+    let _ = std::fs::remove_file(&log);
     let kernel = kernels::fetch(work, o.series)?;
-    o.package = format!("`{}` {} ({})", kernel.package, kernel.version, kernel.suite);
+    o.package = format!(
+        "`{}` ({}, {})",
+        kernel.package, kernel.version, kernel.suite
+    );
     let (initrd, modules) = scenario::initramfs(work, tracer, &kernel)?;
     println!(
         "qemu {name}: {} {} from {}, modules {} loaded in the VM",
@@ -120,7 +129,6 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
     );
     let boot = Instant::now();
     let out = scenario::boot(&kernel.vmlinuz, &initrd);
-    let log = work.join(format!("console-{name}.log"));
     let out = match out {
         Ok(out) => out,
         Err(e) => {
@@ -151,7 +159,6 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
 
     let snap = Snapshot::parse(&out)?;
     let ok = snap.ok();
-    o.snapshot = ok;
     println!("{tag} snapshot: {} -> {}", snap.describe(), verdict(ok));
     o.checks.push(("snapshot", ok));
 
@@ -186,35 +193,37 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
     Ok(())
 }
 
-/// The matrix as a Markdown table (docs/kernel-support.md takes its rows from here).
+/// The matrix as a Markdown table: docs/kernel-support.md's rows.
 fn summary(outcomes: &[Outcome], total: u64) {
     println!("qemu matrix ({total} s in all):");
-    println!("| kernel | package | TIME_WAIT paths | snapshot | result | time |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| kernel | package (version, suite) | TIME_WAIT path chosen | timer path forced \
+         | snapshot | result | time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for o in outcomes {
-        let check = |name: &str| o.checks.iter().find(|c| c.0 == name).map(|c| c.1);
-        let paths = match (check("TIME_WAIT auto"), check("TIME_WAIT timer")) {
-            (Some(a), Some(t)) => format!(
-                "auto: {} {}, timer forced: {}",
-                o.auto_path,
-                verdict(a),
-                verdict(t)
-            ),
-            _ => "-".into(),
-        };
-        let snapshot = match check("snapshot") {
-            Some(_) if o.snapshot => "taken",
-            Some(_) => "not taken",
+        let check = |name: &str| match o.checks.iter().find(|c| c.0 == name) {
+            Some(c) => verdict(c.1),
             None => "-",
         };
+        let auto = match check("TIME_WAIT auto") {
+            "-" => "-".to_string(),
+            v => format!("{}: {v}", o.auto_path),
+        };
+        let snapshot = match check("snapshot") {
+            "PASS" => "taken",
+            "FAIL" => "not taken",
+            _ => "-",
+        };
+        let result = match &o.error {
+            Some(e) => format!("FAIL: {e}"),
+            None => verdict(o.ok()).to_string(),
+        };
         println!(
-            "| {} | {} | {paths} | {snapshot} | {} | {} s |",
+            "| {} | {} | {auto} | {} | {snapshot} | {result} | {} s |",
             o.series.name(),
             o.package,
-            match &o.error {
-                Some(e) => format!("FAIL: {e}"),
-                None => verdict(o.ok()).to_string(),
-            },
+            check("TIME_WAIT timer"),
             o.seconds
         );
     }
