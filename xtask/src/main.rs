@@ -22,7 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Format check, clippy (the eBPF crate too, as it is built), unit tests, the real-kernel
-    /// integration tests (root), then the static binary on a second kernel under qemu.
+    /// integration tests (root), then the static binary on Debian's 5.10, 6.1 and 6.12 kernels
+    /// under qemu.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         args: Vec<String>,
@@ -42,9 +43,13 @@ enum Task {
         #[arg(long)]
         port: u16,
     },
-    /// The static (musl) binary on Debian 12's 6.1 kernel under qemu (root; downloads the
-    /// kernel package).
-    Qemu,
+    /// The static (musl) binary on Debian's 5.10, 6.1 and 6.12 kernels under qemu, one after
+    /// the other (root; downloads the kernel packages once).
+    Qemu {
+        /// Only this kernel series (default: all three).
+        #[arg(long, value_enum)]
+        kernel: Option<qemu::Series>,
+    },
     /// The bench's loopback churn alone, for profiling by hand (perf, bpf_stats, a tracer
     /// started beside it): prints connections/s. Bounded by --seconds; 127.0.0.0/8 only.
     Churn(churn::Load),
@@ -132,7 +137,7 @@ fn clippy_ebpf() -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Build => cargo(&["build", "--release", "-p", "tracer"]),
-        Task::Qemu => qemu::run(cargo),
+        Task::Qemu { kernel } => qemu::run(cargo, kernel),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
         Task::Churn(load) => churn::alone(&load),
         Task::Soak { options, no_build } => {
@@ -172,8 +177,8 @@ fn main() -> Result<()> {
                 test.extend(args.iter().map(String::as_str));
             }
             cargo(&test)?;
-            // The second kernel: the static binary on Debian 12's 6.1 kernel under qemu.
-            qemu::run(cargo)
+            // Other kernels: the static binary on Debian's 5.10, 6.1 and 6.12 under qemu.
+            qemu::run(cargo, None)
         }
     }
 }
