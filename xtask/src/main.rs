@@ -171,7 +171,13 @@ fn main() -> Result<()> {
             // The integration tests run the real binary: build it first.
             cargo(&["build", "-p", "tracer"])?;
             // tracer-ebpf is built for the BPF target by tracer/build.rs, never as a host test.
-            let mut test = vec!["test", "--workspace", "--exclude", "tracer-ebpf"];
+            let mut test = vec![
+                "test",
+                "--workspace",
+                "--exclude",
+                "tracer-ebpf",
+                "--no-fail-fast",
+            ];
             if !args.is_empty() {
                 test.push("--");
                 test.extend(args.iter().map(String::as_str));
