@@ -5,7 +5,8 @@
 # builds bpf-linker as on a new machine.
 #   1. `bash scripts/dev.sh run --port P --json --duration D` in a fresh clone: must trace 20
 #      loopback connections to port P, exactly.
-#   2. `bash scripts/dev.sh test ARGS` in this tree (CI: every test; ARGS narrow it by hand).
+#   2. `bash scripts/dev.sh test ARGS` in another fresh clone (CI: every test; ARGS narrow it).
+# Both check what is committed (HEAD), never uncommitted edits.
 # Usage: bash scripts/fresh-check.sh [run|test|all] [test args]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ minutes() { awk -v s="$1" 'BEGIN { printf "%.1f min", s / 60 }'; }
 check_run() {
     say "run: a fresh clone, empty toolchain homes"
     git clone -q "$repo" "$base/clone"
+    say "run: commit $(git -C "$base/clone" log -1 --format='%h %s' | cut -c1-72)"
     # /run/tracer is where the daemon's socket goes: a new machine has none.
     if [ -e /run/tracer/tracer.sock ]; then
         say "a tracer daemon is running here (/run/tracer/tracer.sock): stop it first"
@@ -89,9 +91,11 @@ EOF
 }
 
 check_test() {
-    say "test: this tree, empty toolchain homes"
+    say "test: a fresh clone, empty toolchain homes"
+    git clone -q "$repo" "$base/clone-test"
+    say "test: commit $(git -C "$base/clone-test" log -1 --format='%h %s' | cut -c1-72)"
     local start=$SECONDS
-    fresh test bash scripts/dev.sh test "$@"
+    (cd "$base/clone-test" && fresh test bash scripts/dev.sh test "$@")
     say "PASS: bash scripts/dev.sh test from empty homes, $(minutes $((SECONDS - start))) in all"
 }
 

@@ -81,10 +81,12 @@ command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
-# The second-kernel check (cargo xtask qemu): qemu, a static busybox, cpio.
+# The kernel matrix (cargo xtask qemu): qemu, a static busybox, cpio, and xz for the kernels'
+# compressed modules (6.12 ships .ko.xz; busybox insmod is given them decompressed).
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+dpkg -s xz-utils >/dev/null 2>&1 || missing+=(xz-utils)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)

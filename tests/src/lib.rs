@@ -175,6 +175,8 @@ pub struct Running {
     stdout: Option<std::thread::JoinHandle<String>>,
     /// What it said on stderr up to its ready line (which TIME_WAIT hooks, warnings).
     pub stderr: Vec<String>,
+    /// The stderr lines after the ready line, as they come.
+    later: std::sync::mpsc::Receiver<String>,
 }
 
 impl Running {
@@ -224,11 +226,18 @@ impl Running {
             child,
             stdout: Some(stdout),
             stderr: said,
+            later: rx,
         }
     }
 
     /// Waits (at most `timeout`) for exit; returns the exit code and stdout.
-    pub fn finish(mut self, timeout: Duration) -> (i32, String) {
+    pub fn finish(self, timeout: Duration) -> (i32, String) {
+        let (code, out, _) = self.finish_with_stderr(timeout);
+        (code, out)
+    }
+
+    /// [`Running::finish`], also returning the stderr lines after the ready line.
+    pub fn finish_with_stderr(mut self, timeout: Duration) -> (i32, String, Vec<String>) {
         let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -245,6 +254,8 @@ impl Running {
             .take()
             .map(|h| h.join().unwrap_or_default())
             .unwrap_or_default();
-        (status.code().unwrap_or(-1), out)
+        // The reader thread ends at EOF, once the process has exited and its pipe closed.
+        let later = self.later.iter().collect();
+        (status.code().unwrap_or(-1), out, later)
     }
 }

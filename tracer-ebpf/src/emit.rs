@@ -69,6 +69,10 @@ rings!(
 #[unsafe(no_mangle)]
 static RING_MASK: Global<u32> = Global::new(0);
 
+/// [`emit`]'s error when the event was lost because its ring was full, the first time on this
+/// CPU: the program logs it once (later losses are only counted).
+pub const FIRST_LOSS: i32 = i32::MIN;
+
 /// Reservations that failed because the ring buffer was full: events lost, reported by userspace.
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
@@ -213,16 +217,18 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         6 => submit(&EVENTS6, &seen, &t, ts_ns),
         _ => submit(&EVENTS7, &seen, &t, ts_ns),
     }
-    Ok(())
 }
 
 /// Reserves, fills and submits one event in `ring` (inlined at each ring: the verifier needs
 /// each map known at its call site).
 #[inline(always)]
-fn submit(ring: &RingBuf, seen: &Seen, t: &SockTuple, ts_ns: u64) {
+fn submit(ring: &RingBuf, seen: &Seen, t: &SockTuple, ts_ns: u64) -> Result<(), i32> {
     let Some(mut entry) = ring.reserve::<RawEvent>(0) else {
-        count_lost();
-        return;
+        return if count_lost() == 1 {
+            Err(FIRST_LOSS)
+        } else {
+            Ok(())
+        };
     };
     // Every field is written in place: a zeroed RawEvent built first compiles to a call of a
     // byte-wise memset subprogram.
@@ -252,6 +258,7 @@ fn submit(ring: &RingBuf, seen: &Seen, t: &SockTuple, ts_ns: u64) {
         generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
     }
     entry.submit(wakeup_flag(ring));
+    Ok(())
 }
 
 /// Waking the reader on every event costs more than the event (an irq_work and a context
@@ -268,10 +275,15 @@ fn wakeup_flag(ring: &RingBuf) -> u64 {
     }
 }
 
+/// Counts one lost event on this CPU; returns the count.
 #[inline(always)]
-fn count_lost() {
-    if let Some(n) = LOST.get_ptr_mut(0) {
+fn count_lost() -> u64 {
+    match LOST.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, only this CPU writes it while this program runs.
-        unsafe { *n += 1 };
+        Some(n) => unsafe {
+            *n += 1;
+            *n
+        },
+        None => 0,
     }
 }

@@ -22,6 +22,8 @@ use aya_ebpf::{
 };
 use tracer_common::kind;
 
+use crate::log::outcome;
+
 /// 1 when the loader attached `inet_twsk_hashdance_schedule`: first starts come from there.
 #[unsafe(no_mangle)]
 static TW_START_IN_HASHDANCE: Global<u32> = Global::new(0);
@@ -37,14 +39,19 @@ pub fn fentry_tw_schedule(ctx: FEntryContext) -> i32 {
     // `bool rearm`: only the low byte of its slot is defined.
     let rearm = ctx.arg::<u64>(2) & 0xff != 0;
     if rearm || TW_START_IN_HASHDANCE.load() == 0 {
-        let _ = try_timewait(ctx.arg(0), kind::TW_START);
+        outcome(
+            &ctx,
+            "fentry __inet_twsk_schedule",
+            try_timewait(ctx.arg(0), kind::TW_START),
+        );
     }
     0
 }
 
 #[fentry(function = "inet_twsk_hashdance_schedule")]
 pub fn fentry_tw_hashdance(ctx: FEntryContext) -> i32 {
-    let _ = try_timewait(ctx.arg(0), kind::TW_START);
+    let result = try_timewait(ctx.arg(0), kind::TW_START);
+    outcome(&ctx, "fentry inet_twsk_hashdance_schedule", result);
     0
 }
 
@@ -57,7 +64,11 @@ pub fn fentry_tw_expire(ctx: FEntryContext) -> i32 {
         // SAFETY: this CPU's slot; nothing else runs on this CPU while this program does.
         unsafe { *expiring = tw as u64 };
     }
-    let _ = try_timewait(tw, kind::TW_EXPIRE);
+    outcome(
+        &ctx,
+        "fentry tw_timer_handler",
+        try_timewait(tw, kind::TW_EXPIRE),
+    );
     0
 }
 
@@ -70,7 +81,11 @@ pub fn fentry_tw_kill(ctx: FEntryContext) -> i32 {
     // SAFETY: as above. The mark is consumed by the first kill after it, stale or not.
     let from_handler = unsafe { core::mem::replace(&mut *expiring, 0) } == tw as u64;
     if !from_handler {
-        let _ = try_timewait(tw, kind::TW_CANCEL);
+        outcome(
+            &ctx,
+            "fentry inet_twsk_kill",
+            try_timewait(tw, kind::TW_CANCEL),
+        );
     }
     0
 }

@@ -8,6 +8,7 @@ mod emit;
 mod fentry;
 mod filter;
 mod floor;
+mod log;
 mod resets;
 mod state;
 mod timewait;

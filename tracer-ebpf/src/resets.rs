@@ -5,17 +5,24 @@ use tracer_common::{
     tcp_state::{NEW_SYN_RECV, TIME_WAIT},
 };
 
-use crate::emit::{OFFSETS, ProbeRead, Seen, emit, read};
+use crate::{
+    emit::{OFFSETS, ProbeRead, Seen, emit, read},
+    log::outcome,
+};
 
 #[btf_tracepoint(function = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_reset(&ctx, kind::RESET_SENT);
+    outcome(&ctx, "tcp_send_reset", try_reset(&ctx, kind::RESET_SENT));
     0
 }
 
 #[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn tcp_receive_reset(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_reset(&ctx, kind::RESET_RECEIVED);
+    outcome(
+        &ctx,
+        "tcp_receive_reset",
+        try_reset(&ctx, kind::RESET_RECEIVED),
+    );
     0
 }
 

@@ -2,16 +2,22 @@
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 
+use aya_log_ebpf::warn;
+
 use crate::{
     emit::{DirectRead, ProbeRead, Reader, Seen, emit},
+    log::outcome,
     offset,
 };
 
 const IPPROTO_TCP: u16 = 6;
+/// TCP_NEW_SYN_RECV, the highest state the kernel defines.
+const MAX_STATE: i32 = tracer_common::tcp_state::NEW_SYN_RECV as i32;
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_inet_sock_set_state(&ctx);
+    let result = try_inet_sock_set_state(&ctx);
+    outcome(&ctx, "inet_sock_set_state", result);
     0
 }
 
@@ -28,6 +34,13 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
     };
     if protocol != IPPROTO_TCP {
         return Ok(());
+    }
+    if !(1..=MAX_STATE).contains(&old_state) || !(1..=MAX_STATE).contains(&new_state) {
+        // Still handed on: userspace shows the number it cannot name.
+        warn!(
+            ctx,
+            "inet_sock_set_state: unexpected state {} -> {}", old_state, new_state
+        );
     }
     emit::<DirectRead>(Seen {
         kind: kind::STATE_CHANGE,

@@ -4,7 +4,10 @@
 use aya_ebpf::{Global, macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::kind;
 
-use crate::emit::{OFFSETS, ProbeRead, Seen, emit, read};
+use crate::{
+    emit::{OFFSETS, ProbeRead, Seen, emit, read},
+    log::outcome,
+};
 
 /// Address of `tw_timer_handler`, from /proc/kallsyms at load time. 0 disables these hooks.
 #[unsafe(no_mangle)]
@@ -12,19 +15,19 @@ static TW_TIMER_HANDLER: Global<u64> = Global::new(0);
 
 #[btf_tracepoint(function = "timer_start")]
 pub fn timer_start(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_timer(&ctx, kind::TW_START);
+    outcome(&ctx, "timer_start", try_timer(&ctx, kind::TW_START));
     0
 }
 
 #[btf_tracepoint(function = "timer_expire_entry")]
 pub fn timer_expire_entry(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_timer(&ctx, kind::TW_EXPIRE);
+    outcome(&ctx, "timer_expire_entry", try_timer(&ctx, kind::TW_EXPIRE));
     0
 }
 
 #[btf_tracepoint(function = "timer_cancel")]
 pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_timer(&ctx, kind::TW_CANCEL);
+    outcome(&ctx, "timer_cancel", try_timer(&ctx, kind::TW_CANCEL));
     0
 }
 

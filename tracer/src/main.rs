@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    cli::logging::init(cli.verbose);
     // The collectors make their models far from the command line: set the cap once, here.
     if let Some(n) = cli.command.max_sockets() {
         tracer::model::limits::set_max_sockets(n);
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            log::error!("starting the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => cli::usage_error(e).exit(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            log::error!("{e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,8 @@
 #!/bin/busybox sh
 # /init of the test VM (cargo xtask qemu): loopback HTTP churn traced by the static tracer on
-# a second kernel; results on the serial console between markers; then power off.
+# each kernel of the matrix; results on the serial console between markers; then power off.
+# /modules.load lists the kernel's own modules copied in (inet_diag, tcp_diag and their
+# dependencies), dependencies first: with them tracer can take its sock_diag snapshot.
 # TIME_WAIT is traced twice over the same traffic (qemu-timewait.sh): with the path tracer
 # chooses itself (fentry expected on this kernel) and with the timer path forced.
 /bin/busybox --install -s /bin
@@ -8,7 +10,17 @@ export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 ip link set lo up
 echo "QEMU-KERNEL $(uname -r)"
+for m in $(cat /modules.load); do
+    insmod /lib/modules/$m.ko || echo "INSMOD-FAILED $m"
+done
 httpd -p 127.0.0.1:8080 -h /www
+# Until it listens (port 8080 is 1F90, LISTEN is 0A in /proc/net/tcp).
+n=0; until grep -q ':1F90 00000000:0000 0A' /proc/net/tcp; do
+    sleep 0.2; n=$((n+1)); [ $n -gt 50 ] && break
+done
+# The snapshot alone (sock_diag, no eBPF): it must see httpd's listening socket.
+tracer states --json > /tmp/states.json 2>/tmp/states.err
+echo "STATES-EXIT $?"
 tracer closes --json --duration 120 --port 8080 > /tmp/closes.json 2>/tmp/closes.err &
 P1=$!
 tracer histogram --state established --json --duration 120 --port 8080 > /tmp/hist.json 2>/tmp/hist.err &
@@ -31,11 +43,16 @@ kill -TERM $P1 $P2 $P3 $P4
 wait
 echo "BEGIN-CLOSES"; cat /tmp/closes.json; echo "END-CLOSES"
 echo "BEGIN-HIST"; cat /tmp/hist.json; echo "END-HIST"
+echo "BEGIN-STATES"; cat /tmp/states.json; echo "END-STATES"
+# tracer says so on stderr when it could not take its snapshot.
+echo "BEGIN-SNAPSHOT-WARNINGS"
+grep -h 'no snapshot' /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/tw-auto.err /tmp/tw-timer.err
+echo "END-SNAPSHOT-WARNINGS"
 for p in auto timer; do
     echo "BEGIN-TW-$p"
     grep -E 'TIME_WAIT followed|no TIME_WAIT' /tmp/tw-$p.err | sed 's/^/PATH: /'
     grep -E '"to":"TIME_WAIT"|"note":"(expired|ended_early)"|"final":true' /tmp/tw-$p.json
     echo "END-TW-$p"
 done
-echo "STDERR:"; cat /tmp/closes.err /tmp/hist.err /tmp/tw-auto.err /tmp/tw-timer.err
+echo "STDERR:"; cat /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/tw-auto.err /tmp/tw-timer.err
 poweroff -f

@@ -144,10 +144,9 @@ pub fn clients(
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             let (done, failed) = (done.clone(), failed.clone());
-            let source = Ipv4Addr::new(127, 0, 0, FIRST_CLIENT_ADDR + (i % 200) as u8);
             std::thread::spawn(move || {
                 while Instant::now() < deadline {
-                    match one_connection(source, server, closer) {
+                    match one(i, server, closer) {
                         Ok(()) => done.fetch_add(1, Ordering::Relaxed),
                         Err(_) => failed.fetch_add(1, Ordering::Relaxed),
                     };
@@ -159,6 +158,12 @@ pub fn clients(
         let _ = handle.join();
     }
     (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst))
+}
+
+/// One connection from client thread `i`'s source address (127.0.0.2 for the first).
+pub fn one(i: usize, server: SocketAddr, closer: Closer) -> Result<()> {
+    let source = Ipv4Addr::new(127, 0, 0, FIRST_CLIENT_ADDR + (i % 200) as u8);
+    one_connection(source, server, closer)
 }
 
 /// IP_BIND_ADDRESS_NO_PORT: pick the port at connect() time, per 4-tuple, not at bind() time

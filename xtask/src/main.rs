@@ -7,6 +7,7 @@ mod bench;
 mod churn;
 mod deb;
 mod qemu;
+mod soak;
 
 use std::process::Command;
 
@@ -23,7 +24,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Format check, clippy (the eBPF crate too, as it is built), unit tests, the real-kernel
-    /// integration tests (root), then the static binary on a second kernel under qemu.
+    /// integration tests (root), then the static binary on Debian's 5.10, 6.1 and 6.12 kernels
+    /// under qemu.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         args: Vec<String>,
@@ -46,12 +48,25 @@ enum Task {
         #[arg(long)]
         port: u16,
     },
-    /// The static (musl) binary on Debian 12's 6.1 kernel under qemu (root; downloads the
-    /// kernel package).
-    Qemu,
+    /// The static (musl) binary on Debian's 5.10, 6.1 and 6.12 kernels under qemu, one after
+    /// the other (root; downloads the kernel packages once).
+    Qemu {
+        /// Only this kernel series (default: all three).
+        #[arg(long, value_enum)]
+        kernel: Option<qemu::Series>,
+    },
     /// The bench's loopback churn alone, for profiling by hand (perf, bpf_stats, a tracer
     /// started beside it): prints connections/s. Bounded by --seconds; 127.0.0.0/8 only.
     Churn(churn::Load),
+    /// `tracer run --quiet --metrics` beside steady churn for --minutes (root): RSS, events,
+    /// losses and the daemon's answer every minute; the last answer must be exact.
+    Soak {
+        #[command(flatten)]
+        options: soak::Options,
+        /// Use the release binary as it is (no rebuild).
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Throughput kept under loopback connection churn, untraced vs tracer vs tcpstates in
     /// interleaved pairs; then per-program kernel cost, the daemon's cost per event and the
     /// highest rate with 0 lost (root).
@@ -138,9 +153,15 @@ fn main() -> Result<()> {
             println!("{}", deb.display());
             Ok(())
         }
-        Task::Qemu => qemu::run(cargo),
+        Task::Qemu { kernel } => qemu::run(cargo, kernel),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
         Task::Churn(load) => churn::alone(&load),
+        Task::Soak { options, no_build } => {
+            if !no_build {
+                cargo(&["build", "--release", "-p", "tracer"])?;
+            }
+            soak::run(std::path::Path::new("target/release/tracer"), &options)
+        }
         Task::HoldSockets { pairs, port } => attach_bench::hold(pairs, port),
         Task::Bench {
             rounds,
@@ -168,14 +189,20 @@ fn main() -> Result<()> {
             cargo(&["build", "-p", "tracer"])?;
             let deb = deb::build(cargo)?;
             // tracer-ebpf is built for the BPF target by tracer/build.rs, never as a host test.
-            let mut test = vec!["test", "--workspace", "--exclude", "tracer-ebpf"];
+            let mut test = vec![
+                "test",
+                "--workspace",
+                "--exclude",
+                "tracer-ebpf",
+                "--no-fail-fast",
+            ];
             if !args.is_empty() {
                 test.push("--");
                 test.extend(args.iter().map(String::as_str));
             }
             cargo_env(&test, &[("TRACER_DEB", deb.as_os_str())])?;
-            // The second kernel: the static binary on Debian 12's 6.1 kernel under qemu.
-            qemu::run(cargo)
+            // Other kernels: the static binary on Debian's 5.10, 6.1 and 6.12 under qemu.
+            qemu::run(cargo, None)
         }
     }
 }

@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
 pub mod generate;
+pub mod logging;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,10 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "tracer", version = VERSION, about = ABOUT, after_help = EXAMPLES)]
 pub struct Cli {
+    /// More messages about the run on stderr: -v debug, -vv trace and the libraries' debug
+    /// (RUST_LOG, e.g. RUST_LOG=tracer=debug, overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }

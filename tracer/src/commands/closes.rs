@@ -8,6 +8,7 @@ use crate::{
     commands::options::ClosesArgs,
     model::Step,
     service::daemon::{client, protocol::Query, window::Interval},
+    source::cgroups::CgroupNamer,
     stats::closes::{CloseRow, CloseStats, GroupBy},
     time::duration::human,
     view::closes,
@@ -99,12 +100,16 @@ pub async fn run(args: ClosesArgs) -> Result<()> {
     let mut collector = Collector::new(&filter, args.from.as_deref())?;
     let mut ends = CloseStats::default();
     if !collector.is_replay() {
-        eprintln!("collecting connection ends; Ctrl-C to stop");
+        log::info!("collecting connection ends; Ctrl-C to stop");
     }
     collector
         .run(args.duration, std::time::Duration::from_secs(1), &mut ends)
         .await?;
-    let rows = ends.rows(args.by);
+    let mut rows = ends.rows(args.by);
+    if !collector.is_replay() {
+        // The cgroups of a recording are another host's (or gone).
+        CgroupNamer::new().name_rows(&mut rows);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
         return collector.finish();

@@ -29,7 +29,7 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
             let mut collector = Collector::attach(&FilterConfig::default())?;
             let start = counters()?;
             let first = snapshot::take()?;
-            eprintln!(
+            log::info!(
                 "measuring for {}: counters, connection ends, a second snapshot; Ctrl-C to stop \
                  early",
                 human(duration.as_nanos() as u64)

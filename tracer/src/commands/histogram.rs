@@ -119,7 +119,7 @@ pub async fn run(args: HistogramArgs) -> Result<()> {
         live,
     };
     if !live && !replay {
-        eprintln!("collecting {} durations; Ctrl-C to stop", args.state);
+        log::info!("collecting {} durations; Ctrl-C to stop", args.state);
     }
     let tick = std::time::Duration::from_secs(1);
     collector.run(args.duration, tick, &mut sink).await?;

@@ -83,7 +83,7 @@ pub async fn run(args: RecordArgs) -> Result<()> {
     let writer = Writer::new(BufWriter::with_capacity(256 * 1024, file), &header)
         .with_context(|| format!("writing {name}"))?;
     let mut sink = Recorder { writer, name };
-    eprintln!(
+    log::info!(
         "recording TCP state changes to {}; Ctrl-C to stop",
         sink.name
     );
@@ -99,7 +99,7 @@ pub async fn run(args: RecordArgs) -> Result<()> {
         .with_context(|| format!("writing {}", sink.name))?;
     file.sync_all()
         .with_context(|| format!("writing {}", sink.name))?;
-    eprintln!(
+    log::info!(
         "recorded {events} events ({} lost) over {} to {} ({} bytes)",
         counters.lost,
         human(collector.now_ns().saturating_sub(collector.started_ns)),

@@ -198,7 +198,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let daemon = match bound {
         Some(bound) => {
             let server = Server::start(bound, server::Context::new(&filter))?;
-            eprintln!("answering queries on {}", server.path().display());
+            log::info!("answering queries on {}", server.path().display());
             let clock = collector.clock();
             let mut history = History::new(args.slot.unwrap_or(DEFAULT_SLOT), clock.realtime_ns(0));
             history.advance(collector.started_ns);
@@ -214,7 +214,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let metrics = listener.as_ref().map(|_| Metrics::new(&mut registry));
     let server = listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
-            eprintln!("serving Prometheus metrics at http://{addr}/metrics");
+            log::info!("serving Prometheus metrics at http://{addr}/metrics");
         }
         metrics::server::spawn(l, Arc::new(registry))
     });
@@ -236,7 +236,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     sink.out.flush()?;
     if !collector.is_replay() {
-        eprintln!("tracing TCP state changes; Ctrl-C to stop");
+        log::info!("tracing TCP state changes; Ctrl-C to stop");
     }
     let ended = collector.run(args.duration, tick, &mut sink).await;
     if let Some(server) = server {

@@ -79,7 +79,7 @@ pub async fn run(args: TopArgs) -> Result<()> {
         sink.terminal = Some(ratatui::init());
         watch_keys();
     } else {
-        eprintln!("tracer top: stdout is not a terminal, printing snapshots; Ctrl-C to stop");
+        log::info!("tracer top: stdout is not a terminal, printing snapshots; Ctrl-C to stop");
     }
     let result = collector.run(args.duration, args.interval, &mut sink).await;
     if sink.terminal.take().is_some() {

@@ -125,7 +125,7 @@ impl Collector {
         let mut seeds = match crate::source::snapshot::take() {
             Ok(snap) => crate::source::snapshot::seeds(&snap),
             Err(e) => {
-                eprintln!("warning: no snapshot of existing sockets ({e:#})");
+                log::warn!("no snapshot of existing sockets ({e:#})");
                 Vec::new()
             }
         };
@@ -151,9 +151,9 @@ impl Collector {
     /// Opens a recording (checking its header) and says on stderr what it replays.
     pub fn replay(path: &Path, filter: &FilterConfig) -> Result<Collector> {
         let replay = Replay::open(path, *filter)?;
-        eprintln!("{}", replay.banner());
+        log::info!("{}", replay.banner());
         if !replay.header().timewait_followed() {
-            eprintln!("warning: TIME_WAIT was not followed when this recording was made");
+            log::warn!("TIME_WAIT was not followed when this recording was made");
         }
         let (started, clock) = (replay.header().start_boot_ns, replay.clock());
         Ok(Collector::with_source(
@@ -268,7 +268,7 @@ impl Collector {
             }
             Err(e) => {
                 if !self.lost_warned.replace(true) {
-                    eprintln!("warning: {e:#}: the lost count shown is the last one read");
+                    log::warn!("{e:#}: the lost count shown is the last one read");
                 }
                 self.last_lost.get()
             }

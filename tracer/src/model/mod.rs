@@ -1,6 +1,7 @@
 //! The pure state model: events in, [`Step`]s out. No BPF, no clock, no I/O, so every rule here
 //! is unit-tested from synthetic event sequences.
 mod bits;
+pub mod cgroup_names;
 pub mod close;
 pub mod event;
 mod life;

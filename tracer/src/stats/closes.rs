@@ -8,7 +8,7 @@ use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CloseKind, Comm, End, Owner, Role, Service, Step};
+use crate::model::{CloseKind, Comm, End, Owner, Role, Service, Step, cgroup_names::CgroupNames};
 
 /// What a row groups by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -91,6 +91,9 @@ pub struct CloseRow {
     pub process: String,
     pub pid: u32,
     pub cgroup_id: u64,
+    /// The systemd unit, container and pod of that cgroup (filled in where it can be read).
+    #[serde(flatten)]
+    pub names: CgroupNames,
     pub netns: u32,
     pub ended: u64,
     pub local_first: u64,

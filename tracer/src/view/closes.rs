@@ -91,11 +91,16 @@ pub fn text(rows: &[CloseRow], title: &str) -> String {
         out.push_str("(no connection ended while tracing)\n");
     }
     for r in rows {
+        // The unit, container or pod beside the process, when its cgroup says so.
+        let process = match r.names.label() {
+            names if names.is_empty() => r.process.clone(),
+            names => format!("{} {names}", r.process),
+        };
         out.push_str(&format!(
             "{:<24} {:<7} {:<20} {:>6} {:>11} {:>11} {:>9} {:>11} {:>11} {:>11} {:>9}\n",
             r.service,
             r.role,
-            r.process,
+            process,
             r.ended,
             cell(r.local_first, r.ended),
             cell(r.peer_first, r.ended),

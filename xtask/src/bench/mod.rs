@@ -6,7 +6,7 @@
 //! per-program kernel cost, the daemon's cost per event (a recorded round replayed) and the
 //! highest event rate with nothing lost. All traffic goes to
 //! 127.0.0.0/8 and every round is bounded by its duration.
-mod contender;
+pub(crate) mod contender;
 mod kernel_cost;
 mod loss;
 mod replay;

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     engine::Collector,
+    source::cgroups::CgroupNamer,
     stats::{
         StateStats,
         closes::CloseStats,
@@ -125,7 +126,11 @@ fn answer(query: Query, collector: &Collector, source: &Source<'_>) -> serde_jso
             state,
             source.collected_ns,
         )),
-        Query::Closes(by) => serde_json::to_value(source.closes.rows(by)),
+        Query::Closes(by) => {
+            let mut rows = source.closes.rows(by);
+            CgroupNamer::new().name_rows(&mut rows);
+            serde_json::to_value(rows)
+        }
     }
 }
 

@@ -191,7 +191,7 @@ pub fn consult(
         ))
         .into()),
         Reply::OtherFilter { pid, message } => {
-            eprintln!("the tracer daemon (pid {pid}) cannot answer: {message}; tracing directly");
+            log::info!("the tracer daemon (pid {pid}) cannot answer: {message}; tracing directly");
             Ok(None)
         }
         Reply::Answered(answer) => {
@@ -201,7 +201,7 @@ pub fn consult(
             };
             let pid = answer.pid;
             match (asked, &answer.status.interval) {
-                (None, _) => eprintln!(
+                (None, _) => log::info!(
                     "from the tracer daemon (pid {pid}{filter}), collecting since {}",
                     clock_time(&answer.status.since)
                 ),
@@ -217,7 +217,7 @@ pub fn consult(
                             humantime::format_duration(Duration::from_nanos(ns))
                         ),
                     };
-                    eprintln!(
+                    log::info!(
                         "from the tracer daemon (pid {pid}{filter}), {} ({}{slots}); sockets \
                          still in a state as of {}",
                         span(interval),
@@ -225,7 +225,7 @@ pub fn consult(
                         clock_time(&interval.end)
                     );
                     if let Some(note) = &interval.note {
-                        eprintln!("note: {note}");
+                        log::info!("note: {note}");
                     }
                 }
             }

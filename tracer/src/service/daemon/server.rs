@@ -135,7 +135,7 @@ async fn accept(listener: UnixListener, inbox: Arc<Inbox>, pid: u32) {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off, keep serving.
-                eprintln!("warning: control socket: accept failed: {e}");
+                log::warn!("control socket: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -41,7 +41,7 @@ async fn serve(listener: TcpListener, registry: Arc<Registry>) {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off, keep serving.
-                eprintln!("warning: metrics server: accept failed: {e}");
+                log::warn!("metrics server: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

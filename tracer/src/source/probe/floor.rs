@@ -25,6 +25,6 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf) -> Result<()> {
     for (name, tracepoint) in PROGRAMS {
         super::attach_btf_tracepoint(ebpf, btf, name, tracepoint)?;
     }
-    eprintln!("benchmark floor ({ENV}=1): empty programs on every hook, nothing is traced");
+    log::info!("benchmark floor ({ENV}=1): empty programs on every hook, nothing is traced");
     Ok(())
 }

@@ -33,6 +33,8 @@ pub struct Probe {
     ebpf: Ebpf,
     rings: rings::Rings,
     lost: PerCpuArray<MapData, u64>,
+    /// The programs' own messages (aya-log: rare paths only), printed through `log`.
+    messages: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     /// False when no TIME_WAIT path could be attached: TIME_WAIT is then not followed.
     pub timewait_supported: bool,
     /// The hooks that follow TIME_WAIT (fentry, timer or none, and why).
@@ -105,6 +107,18 @@ impl Probe {
         let owner_filter = filter.owner_match != 0;
         let entries = |n| if owner_filter { n } else { fm::UNUSED_ENTRIES };
         let layout = rings::Layout::for_host(ring_bytes)?;
+        let used: Vec<u32> = layout
+            .sizes()
+            .map(|(_, b)| b)
+            .filter(|&b| b > 4096)
+            .collect();
+        log::debug!(
+            "tw_timer_handler at {handler_value:#x}, TIME_WAIT starts in hashdance: {}, \
+             owner filter maps: {owner_filter}, {} event rings of {} bytes",
+            kernel.hashdance,
+            used.len(),
+            used.first().copied().unwrap_or(0)
+        );
         let (hashdance, ring_mask) = (u32::from(kernel.hashdance), layout.mask());
         let mut loader = EbpfLoader::new();
         loader
@@ -133,17 +147,21 @@ impl Probe {
             attach_tracepoints(&mut ebpf, &btf)?;
             let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
             match &path {
-                timewait::Path::None(_) => eprintln!("warning: {path}"),
-                _ => eprintln!("{path}"),
+                timewait::Path::None(_) => log::warn!("{path}"),
+                _ => log::info!("{path}"),
             }
             path
         };
         let rings = rings::Rings::take(&mut ebpf, &layout)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
+        let messages = aya_log::EbpfLogger::init(&mut ebpf)
+            .map_err(|e| log::warn!("the eBPF programs' messages cannot be read: {e}"))
+            .ok();
         Ok(Probe {
             ebpf,
             rings,
             lost,
+            messages,
             timewait_supported: path.followed(),
             timewait: path,
         })
@@ -158,6 +176,14 @@ impl Probe {
     /// [`Probe::read`] without waiting (on a timer, and before answering a query).
     pub fn drain(&mut self, out: &mut Vec<RawEvent>) {
         self.rings.drain(out, false);
+        self.print_messages();
+    }
+
+    /// Prints what the programs logged since the last call.
+    fn print_messages(&mut self) {
+        if let Some(messages) = &mut self.messages {
+            messages.flush();
+        }
     }
 
     /// How long after an event it is surely handed on by [`Probe::drain`] (0 with one ring).
@@ -168,6 +194,7 @@ impl Probe {
     /// Appends every event still queued or held, in time order (the final read before exit).
     pub fn drain_final(&mut self, out: &mut Vec<RawEvent>) {
         self.rings.drain(out, true);
+        self.print_messages();
     }
 
     /// Tells the kernel side's owner filter about a socket that predates the trace and whose

@@ -159,6 +159,12 @@ pub fn take() -> Result<Snapshot> {
         owners.unreadable,
     );
     snap.ephemeral_ports = ephemeral_ports();
+    log::debug!(
+        "snapshot: {} sockets in {:?}, owners of {} processes unreadable",
+        snap.sockets.len(),
+        std::time::Duration::from_nanos(crate::time::clock::boot_ns().saturating_sub(taken_ns)),
+        owners.unreadable
+    );
     Ok(snap)
 }
 

@@ -1,0 +1,108 @@
+//! The names operators use, read from the owner's cgroup: a client in a cgroup named like a
+//! systemd service and one in a cgroup named like a docker container scope show that unit and
+//! that container in `tracer closes --by process`, as JSON and as text.
+use std::time::Duration;
+
+use serde_json::Value;
+use tracer_tests::{
+    Running,
+    churn::{Churn, TestCgroup, run_ip, stop},
+    free_port,
+};
+
+const CONNECTIONS: usize = 5;
+const CONTAINER: &str = "c0ffee00d00d5eed0000000000000000000000000000000000000000000000aa";
+
+/// A cgroup `name` inside `parent` (created empty; removed on drop by the caller's guard).
+fn child(parent: &TestCgroup, name: &str) -> TestCgroup {
+    TestCgroup::create(&format!(
+        "{}/{name}",
+        parent.path.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+/// `connect` churn from a process in `cgroup`, to a server in `server`.
+fn clients_in(cgroup: &TestCgroup, addr: &str, comm: &str) -> Churn {
+    let n = CONNECTIONS.to_string();
+    Churn::spawn(&[
+        "connect",
+        "--addr",
+        addr,
+        "-n",
+        &n,
+        "--cgroup",
+        cgroup.path_str(),
+        "--comm",
+        comm,
+    ])
+}
+
+#[test]
+fn closes_names_the_unit_and_the_container_of_each_process() {
+    let pid = std::process::id();
+    let slice = TestCgroup::create(&format!("trc-names-{pid}.slice"));
+    let unit = format!("trc-web-{pid}.service");
+    let service = child(&slice, &unit);
+    let container = child(&slice, &format!("docker-{CONTAINER}.scope"));
+    let servers = child(&slice, "servers");
+    let ip = run_ip(131, 0);
+    let port = free_port(&ip);
+    let addr = format!("{ip}:{port}");
+    let p = port.to_string();
+    let tracer = Running::start(&[
+        "closes",
+        "--by",
+        "process",
+        "--json",
+        "--duration",
+        "60",
+        "--port",
+        &p,
+        "--addr",
+        &ip,
+    ]);
+    let n = (2 * CONNECTIONS).to_string();
+    let mut server = Churn::spawn(&[
+        "serve",
+        "--addr",
+        &addr,
+        "-n",
+        &n,
+        "--cgroup",
+        servers.path_str(),
+    ]);
+    let mut web = clients_in(&service, &addr, "trc-web");
+    let mut boxed = clients_in(&container, &addr, "trc-boxed");
+    server.go();
+    web.go();
+    web.finish(Duration::from_secs(20));
+    boxed.go();
+    boxed.finish(Duration::from_secs(20));
+    server.finish(Duration::from_secs(20));
+    let (code, out) = stop(tracer);
+    assert_eq!(code, 0);
+    let rows: Vec<Value> = serde_json::from_str(out.trim()).expect("a JSON array");
+    let client_row = |comm: &str| {
+        rows.iter()
+            .find(|r| {
+                r["role"] == "client" && r["process"].as_str().unwrap_or("").starts_with(comm)
+            })
+            .unwrap_or_else(|| panic!("no client row of {comm}: {rows:?}"))
+    };
+    let web_row = client_row("trc-web");
+    assert_eq!(web_row["ended"], CONNECTIONS as u64, "{web_row}");
+    assert_eq!(web_row["unit"], unit.as_str(), "{web_row}");
+    assert!(web_row.get("container").is_none(), "{web_row}");
+    let boxed_row = client_row("trc-boxed");
+    assert_eq!(boxed_row["ended"], CONNECTIONS as u64, "{boxed_row}");
+    assert_eq!(boxed_row["container"], &CONTAINER[..12], "{boxed_row}");
+    assert!(boxed_row.get("unit").is_none(), "{boxed_row}");
+    // Nothing in the servers' plain folder to name.
+    let server_row = rows
+        .iter()
+        .find(|r| r["role"] == "server")
+        .expect("a server row");
+    assert!(server_row.get("unit").is_none() && server_row.get("container").is_none());
+    drop((service, container, servers));
+    drop(slice);
+}

@@ -1,0 +1,230 @@
+//! `cargo xtask qemu`: the static (musl) tracer on a matrix of Debian kernels, 5.10
+//! (bullseye), 6.1 (bookworm) and 6.12 (bookworm-backports), each under qemu (TCG) with a
+//! busybox initramfs holding the binary and the kernel's own `inet_diag`/`tcp_diag` modules
+//! (kernels.rs fetches the packages). The init script (assets/qemu-init.sh) takes a sock_diag
+//! snapshot with `tracer states`, serves HTTP on the VM's loopback, churns 20 requests while
+//! `tracer closes` and `tracer histogram` run, prints their JSON on the serial console and
+//! powers off. Meanwhile assets/qemu-timewait.sh makes TIME_WAIT starts, early ends (tw reuse,
+//! netns exit) and an expiry within seconds, traced twice: with the path tracer chooses (fentry
+//! must be chosen on these kernels) and with the timer path forced
+//! (TRACER_TIMEWAIT_HOOKS=timer); both must report the same. All traffic stays inside the VMs,
+//! which run one after the other, each bounded by a timeout. One PASS/FAIL line per kernel and
+//! check; the task fails when any failed.
+mod kernels;
+mod modules;
+mod scenario;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+pub use kernels::Series;
+use scenario::{Connections, Snapshot, TimeWaits};
+
+fn sh(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One kernel's results, for the summary and the docs table.
+struct Outcome {
+    series: Series,
+    package: String,
+    seconds: u64,
+    /// `fentry` or what the auto run chose instead.
+    auto_path: String,
+    /// (check, passed)
+    checks: Vec<(&'static str, bool)>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        self.error.is_none() && !self.checks.is_empty() && self.checks.iter().all(|c| c.1)
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+/// Runs the matrix, or the one series asked for.
+pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Result<()> {
+    let target = "x86_64-unknown-linux-musl";
+    cargo(&["build", "--release", "-p", "tracer", "--target", target])?;
+    let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let tracer = PathBuf::from(format!("{target_dir}/{target}/release/tracer"));
+    let work = std::env::temp_dir().join("tracer-qemu");
+    std::fs::create_dir_all(&work)?;
+    let series: Vec<Series> = match only {
+        Some(s) => vec![s],
+        None => Series::ALL.to_vec(),
+    };
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for s in series {
+        let t = Instant::now();
+        let mut outcome = Outcome {
+            series: s,
+            package: String::new(),
+            seconds: 0,
+            auto_path: String::new(),
+            checks: Vec::new(),
+            error: None,
+        };
+        if let Err(e) = one(&work, &tracer, &mut outcome) {
+            let first = format!("{e:#}");
+            let first = first.lines().next().unwrap_or("").to_string();
+            println!("qemu {}: {first} -> FAIL", s.name());
+            outcome.error = Some(first);
+        }
+        outcome.seconds = t.elapsed().as_secs();
+        println!(
+            "qemu {}: {} in {} s",
+            s.name(),
+            verdict(outcome.ok()),
+            outcome.seconds
+        );
+        outcomes.push(outcome);
+    }
+    summary(&outcomes, started.elapsed().as_secs());
+    for o in outcomes.iter().filter(|o| !o.ok()) {
+        let log = work.join(format!("console-{}.log", o.series.name()));
+        if let Ok(console) = std::fs::read_to_string(&log) {
+            eprintln!("--- {} ---\n{console}", log.display());
+        }
+    }
+    if outcomes.iter().any(|o| !o.ok()) {
+        bail!(
+            "the static tracer did not give the expected answers on every kernel (console logs: {})",
+            work.display()
+        );
+    }
+    Ok(())
+}
+
+/// Fetches the kernel, boots it, checks and prints its lines.
+fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
+    let name = o.series.name();
+    let log = work.join(format!("console-{name}.log"));
+    let _ = std::fs::remove_file(&log);
+    let kernel = kernels::fetch(work, o.series)?;
+    o.package = format!(
+        "`{}` ({}, {})",
+        kernel.package, kernel.version, kernel.suite
+    );
+    let (initrd, modules) = scenario::initramfs(work, tracer, &kernel)?;
+    println!(
+        "qemu {name}: {} {} from {}, modules {} loaded in the VM",
+        kernel.package,
+        kernel.version,
+        kernel.suite,
+        modules.join(" ")
+    );
+    let boot = Instant::now();
+    let out = scenario::boot(&kernel.vmlinuz, &initrd);
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            std::fs::write(&log, format!("{e:#}"))?;
+            return Err(e.context(format!("console in {}", log.display())));
+        }
+    };
+    std::fs::write(&log, &out)?;
+    eprintln!(
+        "xtask: {name}: VM ran {} s (TCG); console in {}",
+        boot.elapsed().as_secs(),
+        log.display()
+    );
+    let release = out
+        .lines()
+        .find_map(|l| l.find("QEMU-KERNEL ").map(|i| l[i + 12..].trim()))
+        .unwrap_or("?")
+        .to_string();
+    let tag = format!("qemu {name} ({release})");
+    for failed in out.lines().filter(|l| l.contains("INSMOD-FAILED")) {
+        println!("{tag}: {}", failed.trim());
+    }
+
+    let conns = Connections::parse(&out)?;
+    let ok = conns.ok();
+    println!("{tag} connections: {} -> {}", conns.describe(), verdict(ok));
+    o.checks.push(("connections", ok));
+
+    let snap = Snapshot::parse(&out)?;
+    let ok = snap.ok();
+    println!("{tag} snapshot: {} -> {}", snap.describe(), verdict(ok));
+    o.checks.push(("snapshot", ok));
+
+    // fentry is expected on every kernel of the matrix (BTF trampolines since 5.5); when it is
+    // not chosen, its line says why (tracer's own stderr line) and the timer path still runs.
+    let auto = TimeWaits::parse(&out, "auto")?;
+    let fentry = auto.path.starts_with("TIME_WAIT followed with fentry on");
+    o.auto_path = if fentry {
+        "fentry".into()
+    } else {
+        auto.path.clone()
+    };
+    let ok = fentry && auto.counts_ok();
+    println!(
+        "{tag} TIME_WAIT auto (fentry expected): {} -> {}",
+        auto.describe(),
+        verdict(ok)
+    );
+    o.checks.push(("TIME_WAIT auto", ok));
+
+    let timer = TimeWaits::parse(&out, "timer")?;
+    let ok = timer
+        .path
+        .starts_with("TIME_WAIT followed through the timer tracepoints")
+        && timer.counts_ok();
+    println!(
+        "{tag} TIME_WAIT timer forced: {} -> {}",
+        timer.describe(),
+        verdict(ok)
+    );
+    o.checks.push(("TIME_WAIT timer", ok));
+    Ok(())
+}
+
+/// The matrix as a Markdown table: docs/kernel-support.md's rows.
+fn summary(outcomes: &[Outcome], total: u64) {
+    println!("qemu matrix ({total} s in all):");
+    println!(
+        "| kernel | package (version, suite) | TIME_WAIT path chosen | timer path forced \
+         | snapshot | result | time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for o in outcomes {
+        let check = |name: &str| match o.checks.iter().find(|c| c.0 == name) {
+            Some(c) => verdict(c.1),
+            None => "-",
+        };
+        let auto = match check("TIME_WAIT auto") {
+            "-" => "-".to_string(),
+            v => format!("{}: {v}", o.auto_path),
+        };
+        let snapshot = match check("snapshot") {
+            "PASS" => "taken",
+            "FAIL" => "not taken",
+            _ => "-",
+        };
+        let result = match &o.error {
+            Some(e) => format!("FAIL: {e}"),
+            None => verdict(o.ok()).to_string(),
+        };
+        println!(
+            "| {} | {} | {auto} | {} | {snapshot} | {result} | {} s |",
+            o.series.name(),
+            o.package,
+            check("TIME_WAIT timer"),
+            o.seconds
+        );
+    }
+}
