@@ -40,10 +40,14 @@ fi
 if ! rustup component list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q '^clippy'; then
     rustup component add clippy rustfmt --toolchain "$HOST_TC"
 fi
-# The static single binary (x86_64-unknown-linux-musl) runs on other kernels and distributions.
-if ! rustup target list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
-    rustup target add x86_64-unknown-linux-musl --toolchain "$HOST_TC"
-fi
+# The static single binary (x86_64-unknown-linux-musl) runs on other kernels and distributions;
+# the aarch64 one is cross-built for arm64 (rust-lld and Rust's own musl crt objects, set in
+# .cargo/config.toml: no cross C toolchain).
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    if ! rustup target list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q "^$target\$"; then
+        rustup target add "$target" --toolchain "$HOST_TC"
+    fi
+done
 if ! has_toolchain "$EBPF_TC" ||
     ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^rust-src'; then
     say "installing eBPF toolchain $EBPF_TC with rust-src and clippy"
@@ -82,8 +86,10 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # The kernel matrix (cargo xtask qemu): qemu, a static busybox, cpio, and xz for the kernels'
-# compressed modules (6.12 ships .ko.xz; busybox insmod is given them decompressed).
+# compressed modules (6.12 ships .ko.xz; busybox insmod is given them decompressed). arm64
+# (--arch arm64) boots under qemu-system-aarch64; its busybox comes from Debian's arm64 package.
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+command -v qemu-system-aarch64 >/dev/null 2>&1 || missing+=(qemu-system-arm)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 dpkg -s xz-utils >/dev/null 2>&1 || missing+=(xz-utils)

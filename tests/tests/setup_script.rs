@@ -29,7 +29,7 @@ case "$1 $2" in
     echo "  $3-x86_64-unknown-linux-gnu installed - rustc 1.99.1 (58cf8f9c3 2026-10-13)" ;;
 "component list") echo clippy-x86_64-unknown-linux-gnu; echo rust-src ;;
 "component add") echo "info: component added" ;;
-"target list") echo x86_64-unknown-linux-musl ;;
+"target list") echo x86_64-unknown-linux-musl; echo aarch64-unknown-linux-musl ;;
 run*)
     [ -e "$state/$2" ] || exit 1
     case "$*" in
@@ -83,6 +83,7 @@ fn stub_path(dir: &Path, with_rustup: bool) -> PathBuf {
         "wrk",
         "tmux",
         "qemu-system-x86_64",
+        "qemu-system-aarch64",
         "cpio",
     ] {
         script(&bin.join(tool), "echo stub");

@@ -25,7 +25,7 @@ struct Cli {
 enum Task {
     /// Format check, clippy (the eBPF crate too, as it is built), unit tests, the real-kernel
     /// integration tests (root), then the static binary on Debian's 5.10, 6.1 and 6.12 kernels
-    /// under qemu.
+    /// under qemu, and the aarch64 one on Debian's arm64 6.1 and 6.12.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         args: Vec<String>,
@@ -49,11 +49,15 @@ enum Task {
         port: u16,
     },
     /// The static (musl) binary on Debian's 5.10, 6.1 and 6.12 kernels under qemu, one after
-    /// the other (root; downloads the kernel packages once).
+    /// the other (root; downloads the kernel packages once); `--arch arm64`: the aarch64 one on
+    /// Debian's arm64 6.1 and 6.12.
     Qemu {
-        /// Only this kernel series (default: all three).
+        /// Only this kernel series (default: all of the architecture's).
         #[arg(long, value_enum)]
         kernel: Option<qemu::Series>,
+        /// The VMs' architecture (software emulation either way).
+        #[arg(long, value_enum, default_value = "x86_64")]
+        arch: qemu::Arch,
     },
     /// The bench's loopback churn alone, for profiling by hand (perf, bpf_stats, a tracer
     /// started beside it): prints connections/s. Bounded by --seconds; 127.0.0.0/8 only.
@@ -153,7 +157,7 @@ fn main() -> Result<()> {
             println!("{}", deb.display());
             Ok(())
         }
-        Task::Qemu { kernel } => qemu::run(cargo, kernel),
+        Task::Qemu { kernel, arch } => qemu::run(cargo, &[arch], kernel),
         Task::BenchAttach { sockets } => attach_bench::run(sockets),
         Task::Churn(load) => churn::alone(&load),
         Task::Soak { options, no_build } => {
@@ -201,8 +205,9 @@ fn main() -> Result<()> {
                 test.extend(args.iter().map(String::as_str));
             }
             cargo_env(&test, &[("TRACER_DEB", deb.as_os_str())])?;
-            // Other kernels: the static binary on Debian's 5.10, 6.1 and 6.12 under qemu.
-            qemu::run(cargo, None)
+            // Other kernels: the static binary on Debian's 5.10, 6.1 and 6.12 under qemu, then
+            // the aarch64 one on arm64's 6.1 and 6.12 (about a minute of VMs, after its build).
+            qemu::run(cargo, &[qemu::Arch::X86_64, qemu::Arch::Arm64], None)
         }
     }
 }

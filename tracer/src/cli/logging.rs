@@ -19,10 +19,10 @@ pub fn init(verbose: u8) {
     };
     let journal = stderr_is_journal();
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(theirs).filter_module("tracer", ours);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
-    }
+    match std::env::var("RUST_LOG") {
+        Ok(spec) => builder.parse_filters(&spec),
+        Err(_) => builder.filter_level(theirs).filter_module("tracer", ours),
+    };
     builder.format(move |out, record| {
         let text = record.args();
         if journal {

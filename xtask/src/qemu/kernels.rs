@@ -2,9 +2,11 @@
 //! list, lists and cache under the work dir (`-o Dir::Etc::sourcelist=...` and friends), so the
 //! machine's own apt configuration and state are never changed; the packages are checked
 //! against the archive's signed Release files like any apt download. The newest image package
-//! of each series is chosen, the `-cloud-amd64` flavour (it has everything the VM needs:
-//! a built-in 8250 serial console, network namespaces, BTF, and `inet_diag`/`tcp_diag` as
-//! modules). Each package is unpacked once under `<work>/kernels/<package>/`.
+//! of each series is chosen, the `-cloud-amd64` or `-cloud-arm64` flavour (it has everything
+//! the VM needs: a built-in serial console, network namespaces, BTF, and `inet_diag`/`tcp_diag`
+//! as modules). The arm64 lists come from `[arch=arm64]` entries (apt is told the architecture
+//! with `APT::Architectures`; dpkg's own list is untouched), and arm64's busybox from its
+//! `busybox-static` package. Each package is unpacked once under `<work>/kernels/<package>/`.
 use std::{
     cmp::Ordering,
     path::{Path, PathBuf},
@@ -14,18 +16,19 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use super::sh;
+use super::{arch::Arch, sh};
 
 /// Debian's mirror, as in the machine's /etc/apt/sources.list.d/debian.sources.
 const MIRROR: &str = "http://deb.debian.org";
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
-/// Suites searched: a series' newest build may be in the security suite.
-const SUITES: &[(&str, &str)] = &[
-    ("debian", "bullseye"),
-    ("debian-security", "bullseye-security"),
-    ("debian", "bookworm"),
-    ("debian-security", "bookworm-security"),
-    ("debian", "bookworm-backports"),
+/// Suites searched, and for which architectures: a series' newest build may be in the
+/// security suite. arm64 boots bookworm's 6.1 and 6.12.
+const SUITES: &[(&str, &str, &str)] = &[
+    ("debian", "bullseye", "amd64"),
+    ("debian-security", "bullseye-security", "amd64"),
+    ("debian", "bookworm", "amd64,arm64"),
+    ("debian-security", "bookworm-security", "amd64,arm64"),
+    ("debian", "bookworm-backports", "amd64,arm64"),
 ];
 /// The package lists are refreshed when older than this.
 const LISTS_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
@@ -62,11 +65,11 @@ impl Series {
     }
 
     /// Its image packages: `linux-image-5.10.0-46-cloud-amd64`, `linux-image-6.1.0-57-...`,
-    /// `linux-image-6.12.118+deb12-cloud-amd64`.
-    fn matches(self, package: &str) -> bool {
+    /// `linux-image-6.12.118+deb12-cloud-amd64` (`-cloud-arm64` on arm64).
+    fn matches(self, arch: Arch, package: &str) -> bool {
         let Some(rest) = package
             .strip_prefix("linux-image-")
-            .and_then(|p| p.strip_suffix("-cloud-amd64"))
+            .and_then(|p| p.strip_suffix(arch.flavour()))
         else {
             return false;
         };
@@ -102,8 +105,8 @@ impl Apt {
         }
         let list: String = SUITES
             .iter()
-            .map(|(archive, suite)| {
-                format!("deb [signed-by={KEYRING}] {MIRROR}/{archive} {suite} main\n")
+            .map(|(archive, suite, archs)| {
+                format!("deb [arch={archs} signed-by={KEYRING}] {MIRROR}/{archive} {suite} main\n")
             })
             .collect();
         std::fs::write(dir.join("sources.list"), list)?;
@@ -118,6 +121,8 @@ impl Apt {
             format!("-o=Dir::State::Lists={d}/lists"),
             format!("-o=Dir::Cache={d}/cache"),
             "-o=APT::Get::List-Cleanup=0".into(),
+            // arm64 beside the host's own architectures, for this apt run only.
+            "-o=APT::Architectures::=arm64".into(),
             // Downloads land in our work dir, which apt's _apt user cannot write.
             "-o=APT::Sandbox::User=root".into(),
         ]
@@ -129,15 +134,18 @@ impl Apt {
         cmd
     }
 
-    /// `apt-get update` on our lists when they are missing or stale. A failed update with
-    /// lists present is a warning (offline runs use what they have).
+    /// `apt-get update` on our lists when they are missing or stale, or were made from another
+    /// sources list (the stamp holds the one they came from). A failed update with lists
+    /// present is a warning (offline runs use what they have).
     fn refresh(&self) -> Result<()> {
         let stamp = self.dir.join("lists/updated");
+        let sources = std::fs::read_to_string(self.dir.join("sources.list"))?;
         let fresh = std::fs::metadata(&stamp)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age < LISTS_MAX_AGE);
+            .is_some_and(|age| age < LISTS_MAX_AGE)
+            && std::fs::read_to_string(&stamp).is_ok_and(|s| s == sources);
         if fresh {
             return Ok(());
         }
@@ -147,7 +155,7 @@ impl Apt {
         );
         match sh(self.cmd("apt-get").args(["-qq", "update"])) {
             Ok(_) => {
-                std::fs::write(&stamp, "")?;
+                std::fs::write(&stamp, sources)?;
                 Ok(())
             }
             Err(e) if stamp.exists() => {
@@ -158,33 +166,77 @@ impl Apt {
         }
     }
 
-    /// The newest package of the series that has a version to download: its name, version
-    /// and suite (`apt-cache madison`: `name | version | mirror suite/main amd64 Packages`).
-    fn newest(&self, series: Series) -> Result<Chosen> {
+    /// The newest package of the series that has a version to download.
+    fn newest(&self, series: Series, arch: Arch) -> Result<Chosen> {
         let names = sh(self.cmd("apt-cache").args(["pkgnames", "linux-image-"]))?;
-        let mut names: Vec<&str> = names.lines().filter(|n| series.matches(n)).collect();
+        let mut names: Vec<&str> = names.lines().filter(|n| series.matches(arch, n)).collect();
         names.sort_by(|a, b| natural(b, a));
         for name in names {
             // pkgnames also lists names only referenced by other packages: those have no line.
-            let madison = sh(self.cmd("apt-cache").args(["madison", name]))?;
-            let Some(line) = madison.lines().next() else {
-                continue;
-            };
-            let fields: Vec<&str> = line.split('|').map(str::trim).collect();
-            if let [_, version, source, ..] = fields[..] {
-                let suite = source.split_whitespace().nth(1).unwrap_or("?");
-                return Ok(Chosen {
-                    package: name.to_string(),
-                    version: version.to_string(),
-                    suite: suite.split('/').next().unwrap_or("?").to_string(),
-                });
+            if let Some(chosen) = self.version(name, arch)? {
+                return Ok(chosen);
             }
         }
         bail!(
-            "no linux-image-{}*-cloud-amd64 package in the lists ({})",
+            "no linux-image-{}*{} package in the lists ({})",
             series.name(),
+            arch.flavour(),
             series.suites()
         )
+    }
+
+    /// The package's newest version for `arch` and its suite (`apt-cache madison`:
+    /// `name:arch | version | mirror suite/main arm64 Packages`), if it has one.
+    fn version(&self, name: &str, arch: Arch) -> Result<Option<Chosen>> {
+        let qualified = format!("{name}:{}", arch.debian());
+        let madison = sh(self.cmd("apt-cache").args(["madison", &qualified]))?;
+        let Some(line) = madison.lines().next() else {
+            return Ok(None);
+        };
+        let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, version, source, ..] = fields[..] else {
+            return Ok(None);
+        };
+        let suite = source.split_whitespace().nth(1).unwrap_or("?");
+        Ok(Some(Chosen {
+            package: name.to_string(),
+            version: version.to_string(),
+            suite: suite.split('/').next().unwrap_or("?").to_string(),
+        }))
+    }
+
+    /// Downloads `chosen` for `arch` and unpacks it into `root` (with an ORIGIN file: version
+    /// and suite), unless it is there already.
+    fn unpack(&self, chosen: &Chosen, arch: Arch, root: &Path) -> Result<()> {
+        if root.join("ORIGIN").exists() {
+            return Ok(());
+        }
+        let package = &chosen.package;
+        let dl = root.with_extension("download");
+        let _ = std::fs::remove_dir_all(&dl);
+        std::fs::create_dir_all(&dl)?;
+        eprintln!(
+            "xtask: downloading {package}:{} {}",
+            arch.debian(),
+            chosen.version
+        );
+        let qualified = format!("{package}:{}", arch.debian());
+        sh(self
+            .cmd("apt-get")
+            .args(["-qq", "download", &qualified])
+            .current_dir(&dl))?;
+        let deb = find_in(&dl, &format!("{package}_"))?;
+        let partial = root.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))?;
+        std::fs::write(
+            partial.join("ORIGIN"),
+            format!("{} {}", chosen.version, chosen.suite),
+        )?;
+        let _ = std::fs::remove_dir_all(root);
+        std::fs::rename(&partial, root)?;
+        std::fs::remove_dir_all(&dl)?;
+        Ok(())
     }
 }
 
@@ -218,36 +270,16 @@ fn natural(a: &str, b: &str) -> Ordering {
 
 /// Finds (downloading and unpacking once) the newest kernel of the series. Without network,
 /// the newest one already unpacked is used.
-pub fn fetch(work: &Path, series: Series) -> Result<Kernel> {
+pub fn fetch(work: &Path, series: Series, arch: Arch) -> Result<Kernel> {
     let apt = Apt::new(work)?;
-    let chosen = apt.refresh().and_then(|()| apt.newest(series));
+    let chosen = apt.refresh().and_then(|()| apt.newest(series, arch));
     let chosen = match chosen {
         Ok(found) => found,
-        Err(e) => cached(work, series).with_context(|| format!("{e:#}"))?,
+        Err(e) => cached(work, series, arch).with_context(|| format!("{e:#}"))?,
     };
-    let package = chosen.package;
+    let package = chosen.package.clone();
     let root = work.join("kernels").join(&package);
-    let unpacked = |root: &Path| find_in(&root.join("boot"), "vmlinuz").is_ok();
-    if !unpacked(&root) {
-        let dl = work.join("kernels").join(format!("{package}.download"));
-        let _ = std::fs::remove_dir_all(&dl);
-        std::fs::create_dir_all(&dl)?;
-        eprintln!("xtask: downloading {package} {}", chosen.version);
-        sh(apt
-            .cmd("apt-get")
-            .args(["-qq", "download", &package])
-            .current_dir(&dl))?;
-        let deb = find_in(&dl, &package)?;
-        let partial = root.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&partial);
-        sh(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&partial))?;
-        std::fs::write(
-            partial.join("ORIGIN"),
-            format!("{} {}", chosen.version, chosen.suite),
-        )?;
-        std::fs::rename(&partial, &root)?;
-        std::fs::remove_dir_all(&dl)?;
-    }
+    apt.unpack(&chosen, arch, &root)?;
     // What was downloaded (the cache fallback knows no more than the name).
     let origin = std::fs::read_to_string(root.join("ORIGIN")).unwrap_or_default();
     let (version, suite) = origin.trim().split_once(' ').unwrap_or(("?", "?"));
@@ -269,13 +301,42 @@ pub fn fetch(work: &Path, series: Series) -> Result<Kernel> {
     })
 }
 
+/// The static busybox for the VM: the host's own (Debian's busybox-static) on x86_64; on arm64,
+/// `/bin/busybox` of the newest arm64 `busybox-static`, unpacked once under
+/// `<work>/busybox-arm64/<version>/` (offline: whichever is there).
+pub fn busybox(work: &Path, arch: Arch) -> Result<PathBuf> {
+    if arch == Arch::X86_64 {
+        return Ok(PathBuf::from("/bin/busybox"));
+    }
+    let base = work.join(format!("busybox-{}", arch.name()));
+    let apt = Apt::new(work)?;
+    let found = apt
+        .refresh()
+        .and_then(|()| apt.version("busybox-static", arch))
+        .and_then(|c| c.context("no busybox-static in the lists"));
+    let root = match found {
+        Ok(chosen) => {
+            let root = base.join(chosen.version.replace(':', "_"));
+            apt.unpack(&chosen, arch, &root)?;
+            root
+        }
+        Err(e) => std::fs::read_dir(&base)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.join("ORIGIN").exists())
+            .with_context(|| format!("{e:#}; no busybox-static unpacked before"))?,
+    };
+    Ok(root.join("bin/busybox"))
+}
+
 /// The newest package of the series already unpacked under `<work>/kernels`.
-fn cached(work: &Path, series: Series) -> Result<Chosen> {
+fn cached(work: &Path, series: Series, arch: Arch) -> Result<Chosen> {
     let mut names: Vec<String> = std::fs::read_dir(work.join("kernels"))
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| series.matches(n))
+        .filter(|n| series.matches(arch, n))
         .collect();
     names.sort_by(|a, b| natural(b, a));
     let package = names
@@ -319,10 +380,14 @@ mod tests {
 
     #[test]
     fn series_names() {
-        assert!(Series::V6_1.matches("linux-image-6.1.0-57-cloud-amd64"));
-        assert!(!Series::V6_1.matches("linux-image-6.12.118+deb12-cloud-amd64"));
-        assert!(!Series::V6_1.matches("linux-image-6.1.0-57-cloud-amd64-unsigned"));
-        assert!(Series::V6_12.matches("linux-image-6.12.118+deb12-cloud-amd64"));
-        assert!(Series::V5_10.matches("linux-image-5.10.0-46-cloud-amd64"));
+        let x86 = Arch::X86_64;
+        assert!(Series::V6_1.matches(x86, "linux-image-6.1.0-57-cloud-amd64"));
+        assert!(!Series::V6_1.matches(x86, "linux-image-6.12.118+deb12-cloud-amd64"));
+        assert!(!Series::V6_1.matches(x86, "linux-image-6.1.0-57-cloud-amd64-unsigned"));
+        assert!(Series::V6_12.matches(x86, "linux-image-6.12.118+deb12-cloud-amd64"));
+        assert!(Series::V5_10.matches(x86, "linux-image-5.10.0-46-cloud-amd64"));
+        assert!(!Series::V6_1.matches(x86, "linux-image-6.1.0-57-cloud-arm64"));
+        assert!(Series::V6_1.matches(Arch::Arm64, "linux-image-6.1.0-57-cloud-arm64"));
+        assert!(!Series::V6_1.matches(Arch::Arm64, "linux-image-6.1.0-57-arm64"));
     }
 }

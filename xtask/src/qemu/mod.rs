@@ -10,6 +10,12 @@
 //! (TRACER_TIMEWAIT_HOOKS=timer); both must report the same. All traffic stays inside the VMs,
 //! which run one after the other, each bounded by a timeout. One PASS/FAIL line per kernel and
 //! check; the task fails when any failed.
+//!
+//! `--arch arm64` runs the same scenario on arm64 (arch.rs): the tracer cross-built for
+//! aarch64-unknown-linux-musl, Debian's 6.1 and 6.12 `-cloud-arm64` kernels and arm64
+//! busybox, on qemu-system-aarch64's `virt` machine, also under TCG. On arm64's 6.1, fentry
+//! cannot attach (arch.rs): there tracer must choose the timer path itself.
+mod arch;
 mod kernels;
 mod modules;
 mod scenario;
@@ -21,6 +27,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+pub use arch::Arch;
 pub use kernels::Series;
 use scenario::{Connections, Snapshot, TimeWaits};
 
@@ -34,6 +41,7 @@ fn sh(cmd: &mut Command) -> Result<String> {
 
 /// One kernel's results, for the summary and the docs table.
 struct Outcome {
+    arch: Arch,
     series: Series,
     package: String,
     seconds: u64,
@@ -45,6 +53,11 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// `x86_64 6.1`, `arm64 6.1`: what its lines and files are named after.
+    fn label(&self) -> String {
+        format!("{} {}", self.arch.name(), self.series.name())
+    }
+
     fn ok(&self) -> bool {
         self.error.is_none() && !self.checks.is_empty() && self.checks.iter().all(|c| c.1)
     }
@@ -54,23 +67,42 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
 
-/// Runs the matrix, or the one series asked for.
-pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Result<()> {
-    let target = "x86_64-unknown-linux-musl";
-    cargo(&["build", "--release", "-p", "tracer", "--target", target])?;
+/// Runs each architecture's kernels (or the one series asked for), one VM after the other.
+pub fn run(
+    cargo: impl Fn(&[&str]) -> Result<()>,
+    arches: &[Arch],
+    only: Option<Series>,
+) -> Result<()> {
     let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let tracer = PathBuf::from(format!("{target_dir}/{target}/release/tracer"));
+    let mut runs = Vec::new();
+    for &arch in arches {
+        let series: Vec<Series> = match only {
+            Some(s) if arch.series().contains(&s) => vec![s],
+            Some(s) => bail!(
+                "no {} kernel {} in the matrix (it has: {})",
+                arch.name(),
+                s.name(),
+                arch.series()
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => arch.series().to_vec(),
+        };
+        let target = arch.rust_target();
+        cargo(&["build", "--release", "-p", "tracer", "--target", target])?;
+        let tracer = PathBuf::from(format!("{target_dir}/{target}/release/tracer"));
+        runs.extend(series.into_iter().map(|s| (arch, s, tracer.clone())));
+    }
     let work = std::env::temp_dir().join("tracer-qemu");
     std::fs::create_dir_all(&work)?;
-    let series: Vec<Series> = match only {
-        Some(s) => vec![s],
-        None => Series::ALL.to_vec(),
-    };
     let started = Instant::now();
     let mut outcomes = Vec::new();
-    for s in series {
+    for (arch, s, tracer) in runs {
         let t = Instant::now();
         let mut outcome = Outcome {
+            arch,
             series: s,
             package: String::new(),
             seconds: 0,
@@ -81,13 +113,13 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
         if let Err(e) = one(&work, &tracer, &mut outcome) {
             let first = format!("{e:#}");
             let first = first.lines().next().unwrap_or("").to_string();
-            println!("qemu {}: {first} -> FAIL", s.name());
+            println!("qemu {}: {first} -> FAIL", outcome.label());
             outcome.error = Some(first);
         }
         outcome.seconds = t.elapsed().as_secs();
         println!(
             "qemu {}: {} in {} s",
-            s.name(),
+            outcome.label(),
             verdict(outcome.ok()),
             outcome.seconds
         );
@@ -95,7 +127,7 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
     }
     summary(&outcomes, started.elapsed().as_secs());
     for o in outcomes.iter().filter(|o| !o.ok()) {
-        let log = work.join(format!("console-{}.log", o.series.name()));
+        let log = work.join(console_log(o.arch, o.series));
         if let Ok(console) = std::fs::read_to_string(&log) {
             eprintln!("--- {} ---\n{console}", log.display());
         }
@@ -109,17 +141,25 @@ pub fn run(cargo: impl Fn(&[&str]) -> Result<()>, only: Option<Series>) -> Resul
     Ok(())
 }
 
+/// `console-6.1.log` (x86_64, as before arm64 came), `console-arm64-6.1.log`.
+fn console_log(arch: Arch, series: Series) -> String {
+    match arch {
+        Arch::X86_64 => format!("console-{}.log", series.name()),
+        _ => format!("console-{}-{}.log", arch.name(), series.name()),
+    }
+}
+
 /// Fetches the kernel, boots it, checks and prints its lines.
 fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
-    let name = o.series.name();
-    let log = work.join(format!("console-{name}.log"));
+    let name = o.label();
+    let log = work.join(console_log(o.arch, o.series));
     let _ = std::fs::remove_file(&log);
-    let kernel = kernels::fetch(work, o.series)?;
+    let kernel = kernels::fetch(work, o.series, o.arch)?;
     o.package = format!(
         "`{}` ({}, {})",
         kernel.package, kernel.version, kernel.suite
     );
-    let (initrd, modules) = scenario::initramfs(work, tracer, &kernel)?;
+    let (initrd, modules) = scenario::initramfs(work, o.arch, tracer, &kernel)?;
     println!(
         "qemu {name}: {} {} from {}, modules {} loaded in the VM",
         kernel.package,
@@ -128,7 +168,7 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         modules.join(" ")
     );
     let boot = Instant::now();
-    let out = scenario::boot(&kernel.vmlinuz, &initrd);
+    let out = scenario::boot(o.arch, &kernel.vmlinuz, &initrd);
     let out = match out {
         Ok(out) => out,
         Err(e) => {
@@ -162,28 +202,31 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
     println!("{tag} snapshot: {} -> {}", snap.describe(), verdict(ok));
     o.checks.push(("snapshot", ok));
 
-    // fentry is expected on every kernel of the matrix (BTF trampolines since 5.5); when it is
-    // not chosen, its line says why (tracer's own stderr line) and the timer path still runs.
+    // fentry is expected on every kernel of the matrix (BTF trampolines since 5.5 on x86_64,
+    // 6.4 on arm64) but arm64's 6.1, where tracer must fall back to the timer path; when the
+    // path is not the one expected, its line says why (tracer's own stderr line).
     let auto = TimeWaits::parse(&out, "auto")?;
     let fentry = auto.path.starts_with("TIME_WAIT followed with fentry on");
-    o.auto_path = if fentry {
-        "fentry".into()
-    } else {
-        auto.path.clone()
+    let timer_path = |path: &str| path.starts_with("TIME_WAIT followed through the timer");
+    o.auto_path = match (fentry, o.arch.no_fentry(o.series)) {
+        (true, _) => "fentry".into(),
+        (false, Some(_)) if timer_path(&auto.path) => "timer".into(),
+        _ => auto.path.clone(),
     };
-    let ok = fentry && auto.counts_ok();
+    let (expected, ok) = match o.arch.no_fentry(o.series) {
+        None => ("fentry expected".to_string(), fentry),
+        Some(why) => (format!("timer expected: {why}"), timer_path(&auto.path)),
+    };
+    let ok = ok && auto.counts_ok();
     println!(
-        "{tag} TIME_WAIT auto (fentry expected): {} -> {}",
+        "{tag} TIME_WAIT auto ({expected}): {} -> {}",
         auto.describe(),
         verdict(ok)
     );
     o.checks.push(("TIME_WAIT auto", ok));
 
     let timer = TimeWaits::parse(&out, "timer")?;
-    let ok = timer
-        .path
-        .starts_with("TIME_WAIT followed through the timer tracepoints")
-        && timer.counts_ok();
+    let ok = timer_path(&timer.path) && timer.counts_ok();
     println!(
         "{tag} TIME_WAIT timer forced: {} -> {}",
         timer.describe(),
@@ -221,7 +264,7 @@ fn summary(outcomes: &[Outcome], total: u64) {
         };
         println!(
             "| {} | {} | {auto} | {} | {snapshot} | {result} | {} s |",
-            o.series.name(),
+            o.label(),
             o.package,
             check("TIME_WAIT timer"),
             o.seconds

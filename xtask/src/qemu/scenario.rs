@@ -2,12 +2,11 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 
-use super::{kernels, modules, sh};
+use super::{arch::Arch, kernels, modules, sh};
 
 pub const REQUESTS: u64 = 20;
 
@@ -17,22 +16,23 @@ pub const TW_EXPECTED: (usize, usize, usize) = (2, 2, 1);
 /// The modules tracer's snapshot needs (sock_diag for TCP); their dependencies come along.
 const MODULES: &[&str] = &["inet_diag", "tcp_diag"];
 
-/// The VM's bound: timeout(1) kills qemu even if its init hangs.
-pub const VM_TIMEOUT: Duration = Duration::from_secs(420);
-
 /// A gzip'd cpio initramfs: busybox, the static tracer, the kernel's own diag modules, the
-/// init script. Returns the image and the modules it loads, in order.
+/// init script, all of the VM's architecture. Returns the image and the modules it loads, in
+/// order.
 pub fn initramfs(
     work: &Path,
+    arch: Arch,
     tracer: &Path,
     kernel: &kernels::Kernel,
 ) -> Result<(PathBuf, Vec<String>)> {
-    let dir = work.join("initrd");
+    let dir = work.join(format!("initrd-{}", arch.name()));
     let _ = std::fs::remove_dir_all(&dir);
     for sub in ["bin", "proc", "sys", "dev", "tmp", "www"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
-    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).context("busybox-static")?;
+    let busybox = kernels::busybox(work, arch)?;
+    std::fs::copy(&busybox, dir.join("bin/busybox"))
+        .with_context(|| format!("busybox-static: {}", busybox.display()))?;
     std::fs::copy(tracer, dir.join("bin/tracer"))?;
     std::fs::write(dir.join("www/index.html"), "hello\n")?;
     let modules = modules::copy(kernel, MODULES, &dir.join("lib/modules"))?;
@@ -46,7 +46,7 @@ pub fn initramfs(
         .arg("755")
         .arg(dir.join("init"))
         .arg(dir.join("timewait.sh")))?;
-    let image = work.join("initrd.gz");
+    let image = work.join(format!("initrd-{}.gz", arch.name()));
     sh(Command::new("sh").arg("-c").arg(format!(
         "cd {} && find . | cpio -o -H newc 2>/dev/null | gzip -1 > {}",
         dir.display(),
@@ -55,26 +55,26 @@ pub fn initramfs(
     Ok((image, modules))
 }
 
-/// Boots the kernel with the initramfs under TCG (KVM is not available everywhere) and
-/// returns the serial console's text.
-pub fn boot(vmlinuz: &Path, initrd: &Path) -> Result<String> {
+/// Boots the kernel with the initramfs under TCG (KVM is not available everywhere, and never
+/// for another architecture) and returns the serial console's text.
+pub fn boot(arch: Arch, vmlinuz: &Path, initrd: &Path) -> Result<String> {
+    let (qemu, machine, console) = arch.qemu();
+    let timeout = arch.vm_timeout().as_secs();
     let out = Command::new("timeout")
-        .arg(VM_TIMEOUT.as_secs().to_string())
-        .args(["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max"])
+        .arg(timeout.to_string())
+        .arg(qemu)
+        .args(machine)
         .args(["-m", "1024", "-smp", "2", "-nographic", "-no-reboot"])
         .arg("-kernel")
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .args(["-append", &format!("{console} quiet panic=-1")])
         .output()
-        .context("running qemu-system-x86_64")?;
+        .with_context(|| format!("running {qemu}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.code() == Some(124) {
-        bail!(
-            "the VM did not power off within {} s:\n{text}",
-            VM_TIMEOUT.as_secs()
-        );
+        bail!("the VM did not power off within {timeout} s:\n{text}");
     }
     if !out.status.success() {
         bail!(
