@@ -32,6 +32,8 @@ pub enum Closer {
 /// A listening server with `threads` acceptor threads, stopped on drop.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Connections accepted (each one the server side of a connection that then ends).
+    pub accepted: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -45,16 +47,20 @@ impl Server {
         socket.listen(4096)?;
         let listener: TcpListener = socket.into();
         let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::with_capacity(threads);
         for _ in 0..threads {
             let listener = listener
                 .try_clone()
                 .context("cloning the listening socket")?;
-            let stop = stop.clone();
-            handles.push(std::thread::spawn(move || serve(listener, &stop, closer)));
+            let (stop, accepted) = (stop.clone(), accepted.clone());
+            handles.push(std::thread::spawn(move || {
+                serve(listener, &stop, &accepted, closer)
+            }));
         }
         Ok(Server {
             addr,
+            accepted,
             stop,
             threads: handles,
         })
@@ -74,11 +80,12 @@ impl Drop for Server {
     }
 }
 
-fn serve(listener: TcpListener, stop: &AtomicBool, closer: Closer) {
+fn serve(listener: TcpListener, stop: &AtomicBool, accepted: &AtomicU64, closer: Closer) {
     while !stop.load(Ordering::Relaxed) {
         let Ok((mut conn, _)) = listener.accept() else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::Relaxed);
         let _ = answer(&mut conn, closer);
     }
 }

@@ -53,6 +53,7 @@ pub fn run(tracer: &Path, opts: &Options) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tracer-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let socket = dir.join("t.sock");
+    let stderr = dir.join("tracer.err");
     let mut child = Command::new(tracer)
         .args([
             "run",
@@ -65,13 +66,15 @@ pub fn run(tracer: &Path, opts: &Options) -> Result<()> {
         ])
         .arg(&socket)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr)?)
         .spawn()
         .context("starting tracer run")?;
     let pid = child.id();
     let result = (|| {
-        if !wait_for(|| socket.exists(), Duration::from_secs(30)) {
-            bail!("tracer run did not open its control socket within 30 s");
+        // The control socket is bound before the programs attach: wait for the ready line.
+        let ready = || std::fs::read_to_string(&stderr).is_ok_and(|s| s.contains("Ctrl-C"));
+        if !wait_for(ready, Duration::from_secs(30)) {
+            bail!("tracer run did not start tracing within 30 s");
         }
         let server = churn::Server::start(PORT, opts.threads, Closer::Server)?;
         let (stop, done) = (
@@ -105,22 +108,26 @@ pub fn run(tracer: &Path, opts: &Options) -> Result<()> {
         for handle in load {
             let _ = handle.join();
         }
+        let accepted = server.accepted.clone();
         drop(server);
         // The last connections' ends reach the daemon within its reorder horizon.
         std::thread::sleep(Duration::from_secs(2));
         let last = reading(tracer, &socket, pid, opts.minutes + 1, &done)?;
+        // Every accepted connection, the stopping server's wake-ups included, ended.
+        let accepted = accepted.load(Ordering::SeqCst);
         let first = readings.first().map_or(0, |r| r.rss_kib);
         let growth = last.rss_kib as f64 / first.max(1) as f64;
         println!(
-            "soak: after the churn: {} ends answered, {} connections made, {} lost; RSS {:.1} MiB \
-             (minute 1: {:.1} MiB, x{growth:.2})",
+            "soak: after the churn: {} ends answered, {} connections accepted ({} made by the \
+             clients), {} lost; RSS {:.1} MiB (minute 1: {:.1} MiB, x{growth:.2})",
             last.ends,
+            accepted,
             last.done,
             last.lost,
             last.rss_kib as f64 / 1024.0,
             first as f64 / 1024.0
         );
-        if last.ends != last.done || last.lost != 0 {
+        if last.ends != accepted || last.lost != 0 {
             bail!("the last answer is not exact or events were lost");
         }
         Ok(())
