@@ -7,6 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage="usage: bash scripts/dev.sh run [OPTIONS] | test [FILTER] | unit [FILTER] | setup"
+case "${1:-}" in
+    run | test | unit | setup) ;;
+    *)
+        echo "$usage" >&2
+        exit 2
+        ;;
+esac
+
 # setup.sh prints one line: the folders to put in front of PATH. Anything else means it broke its
 # contract; nothing it prints is ever evaluated as shell code.
 prefix=$(bash scripts/setup.sh)
@@ -41,8 +50,4 @@ case "${1:-}" in
         exec cargo test -p tracer "$@"
         ;;
     setup) ;;
-    *)
-        echo "usage: bash scripts/dev.sh run [OPTIONS] | test [FILTER] | unit [FILTER] | setup" >&2
-        exit 2
-        ;;
 esac

@@ -14,8 +14,15 @@ repo=$(pwd)
 what=${1:-all}
 [ $# -gt 0 ] && shift
 
+HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+command -v python3 >/dev/null || {
+    echo "fresh-check: python3 is needed to make the test traffic" >&2
+    exit 1
+}
 base=$(mktemp -d /tmp/tracer-fresh.XXXXXX)
-trap 'rm -rf "$base"' EXIT
+run_pid=""
+# The run check's process group (dev.sh, cargo, tracer) goes with the check, however it ends.
+trap '[ -n "$run_pid" ] && kill -- -"$run_pid" 2>/dev/null; rm -rf "$base"' EXIT
 say() { printf 'fresh-check: %s\n' "$*" >&2; }
 
 # Runs "$@" as on a new machine with the homes under $base/$1.
@@ -40,10 +47,15 @@ check_run() {
         say "a tracer daemon is running here (/run/tracer/tracer.sock): stop it first"
         exit 1
     fi
-    local port=$((20000 + RANDOM % 20000)) start=$SECONDS
+    # Below the ephemeral range (32768-60999 by default), so no connection holds it.
+    local port=$((20000 + RANDOM % 12000)) start=$SECONDS
+    # Job control on: the background job is a process group of its own, killed whole on exit.
+    set -m
     fresh run bash "$base/clone/scripts/dev.sh" run --port "$port" --json --duration 20s \
         >"$base/run.out" 2>"$base/run.err" &
     local pid=$!
+    set +m
+    run_pid=$pid
     # The build comes first (minutes); the trace has started when tracer says how to stop it.
     until grep -q 'Ctrl-C' "$base/run.err" 2>/dev/null; do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -52,7 +64,7 @@ check_run() {
             exit 1
         fi
         if [ $((SECONDS - start)) -gt 2400 ]; then
-            kill "$pid"
+            kill -- -"$pid"
             say "FAIL: bash scripts/dev.sh run did not start tracing within 40 minutes"
             exit 1
         fi
@@ -74,7 +86,10 @@ for _ in range(20):
     s.recv(1)
     s.close()
 EOF
-    if ! wait "$pid"; then
+    local status=0
+    wait "$pid" || status=$?
+    run_pid=""
+    if [ "$status" != 0 ]; then
         tail -n 30 "$base/run.err" >&2
         say "FAIL: bash scripts/dev.sh run exited non-zero"
         exit 1

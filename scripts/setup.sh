@@ -9,6 +9,9 @@
 # prints its install summary there), goes to stderr.
 set -euo pipefail
 exec 3>&1 1>&2
+# A service manager or `env -i` may start this without HOME.
+HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+export HOME
 
 HOST_TC=${TRACER_HOST_TOOLCHAIN:-1.99.1}
 EBPF_TC=${TRACER_EBPF_TOOLCHAIN:-nightly-2026-10-30}
@@ -37,27 +40,27 @@ if ! has_toolchain "$HOST_TC"; then
     say "installing host toolchain $HOST_TC"
     rustup toolchain install "$HOST_TC" --profile minimal --component clippy,rustfmt --no-self-update
 fi
-if ! rustup component list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q '^clippy'; then
+if ! rustup component list --toolchain "$HOST_TC" --installed 2>/dev/null | grep >/dev/null '^clippy'; then
     rustup component add clippy rustfmt --toolchain "$HOST_TC"
 fi
 # The static single binary (x86_64-unknown-linux-musl) runs on other kernels and distributions;
 # the aarch64 one is cross-built for arm64 (rust-lld and Rust's own musl crt objects, set in
 # .cargo/config.toml: no cross C toolchain).
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    if ! rustup target list --toolchain "$HOST_TC" --installed 2>/dev/null | grep -q "^$target\$"; then
+    if ! rustup target list --toolchain "$HOST_TC" --installed 2>/dev/null | grep >/dev/null "^$target\$"; then
         rustup target add "$target" --toolchain "$HOST_TC"
     fi
 done
 if ! has_toolchain "$EBPF_TC" ||
-    ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^rust-src'; then
+    ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep >/dev/null '^rust-src'; then
     say "installing eBPF toolchain $EBPF_TC with rust-src and clippy"
     rustup toolchain install "$EBPF_TC" --profile minimal --component rust-src,clippy --no-self-update
 fi
-if ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep -q '^clippy'; then
+if ! rustup component list --toolchain "$EBPF_TC" --installed 2>/dev/null | grep >/dev/null '^clippy'; then
     rustup component add clippy --toolchain "$EBPF_TC"
 fi
 
-if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSION"; then
+if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep >/dev/null "$BPF_LINKER_VERSION"; then
     say "building bpf-linker $BPF_LINKER_VERSION against $EBPF_TC's LLVM (about a minute)"
     sysroot=$(rustup run "$EBPF_TC" rustc --print sysroot)
     lib=$(cd "$sysroot/lib" && ls libLLVM.so.* | head -n1)
@@ -70,7 +73,7 @@ if ! "$TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$BPF_LINKER_VERSIO
 fi
 
 # cargo-deb builds the .deb (`cargo xtask deb`), which tests/tests/deb.rs installs and removes.
-if ! "$TOOLS/bin/cargo-deb" --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+if ! "$TOOLS/bin/cargo-deb" --version 2>/dev/null | grep >/dev/null "$CARGO_DEB_VERSION"; then
     say "building cargo-deb $CARGO_DEB_VERSION (about two minutes)"
     cargo "+$HOST_TC" install "cargo-deb@$CARGO_DEB_VERSION" --locked --root "$TOOLS"
 fi
@@ -102,10 +105,13 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
     say "not root: not installing ${missing[*]} (only the tests that run as root need them)"
 elif [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
-    # No service may start from a package's install script: tests start their own nginx.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    # No service may start from a package's install script: tests start their own nginx. A
+    # policy the machine already has is left as it is; ours goes even if apt fails.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
 fi
 
 say "ready: $(rustup run "$HOST_TC" rustc --version), eBPF $(rustup run "$EBPF_TC" rustc --version), $("$TOOLS/bin/bpf-linker" --version), $("$TOOLS/bin/cargo-deb" --version)"

@@ -192,7 +192,9 @@ impl Running {
     pub fn start_command(mut cmd: std::process::Command) -> Running {
         use std::io::{BufRead, BufReader};
         use std::process::Stdio;
+        // The ready line is an info-level message: a RUST_LOG of the caller's must not hide it.
         let mut child = cmd
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,6 +1,6 @@
 //! The names operators use, read from the owner's cgroup: a client in a cgroup named like a
 //! systemd service and one in a cgroup named like a docker container scope show that unit and
-//! that container in `tracer closes --by process`, as JSON and as text.
+//! that container in `tracer closes --by process --json`.
 use std::time::Duration;
 
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The programs' rare paths, logged with aya-log (userspace prints them through its logger):
 //! a failed read of kernel memory, an unexpected state value, the first event lost to a full
-//! ring on a CPU. Never on the per-event path.
+//! ring on a CPU. The per-event path only tests for them; it never logs.
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::warn;
 

@@ -11,7 +11,8 @@ use crate::{
 };
 
 const IPPROTO_TCP: u16 = 6;
-/// TCP_NEW_SYN_RECV, the highest state the kernel defines.
+/// TCP_NEW_SYN_RECV, the highest state a full socket's change can carry (TCP_BOUND_INACTIVE,
+/// 13 on 6.8+, is only reported by inet_diag).
 const MAX_STATE: i32 = tracer_common::tcp_state::NEW_SYN_RECV as i32;
 
 #[btf_tracepoint(function = "inet_sock_set_state")]

@@ -32,10 +32,10 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     pub minutes: u32,
     /// Connections per second, all client threads together.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: u32,
     /// Client threads (and as many server threads).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub threads: usize,
 }
 
@@ -65,6 +65,7 @@ pub fn run(tracer: &Path, opts: &Options) -> Result<()> {
             "--socket",
         ])
         .arg(&socket)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr)?)
         .spawn()

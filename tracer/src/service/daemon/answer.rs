@@ -26,6 +26,9 @@ pub struct Context {
     pub pid: u32,
     filter_id: String,
     filter: String,
+    /// Names of owner cgroups, kept between queries: a miss walks the cgroup tree again at
+    /// most every few seconds.
+    names: std::sync::Mutex<CgroupNamer>,
 }
 
 impl Context {
@@ -34,6 +37,7 @@ impl Context {
             pid: std::process::id(),
             filter_id: filter_id(filter),
             filter: describe(filter),
+            names: std::sync::Mutex::new(CgroupNamer::new()),
         }
     }
 }
@@ -94,7 +98,7 @@ pub fn respond(request: &Request, context: &Context, view: View<'_>) -> Response
             }
         },
     };
-    let answer = match answer(request.query, collector, &source) {
+    let answer = match answer(request.query, context, collector, &source) {
         Ok(answer) => answer,
         Err(e) => return fail(ErrorCode::Internal, e.to_string()),
     };
@@ -116,7 +120,12 @@ pub fn respond(request: &Request, context: &Context, view: View<'_>) -> Response
 }
 
 /// The query's result from `source`, with the sockets in each state as `collector` has them now.
-fn answer(query: Query, collector: &Collector, source: &Source<'_>) -> serde_json::Result<Value> {
+fn answer(
+    query: Query,
+    context: &Context,
+    collector: &Collector,
+    source: &Source<'_>,
+) -> serde_json::Result<Value> {
     match query {
         Query::Ping => Ok(Value::from("pong")),
         Query::Summary => serde_json::to_value(collector.summaries_of(source.stats)),
@@ -128,7 +137,9 @@ fn answer(query: Query, collector: &Collector, source: &Source<'_>) -> serde_jso
         )),
         Query::Closes(by) => {
             let mut rows = source.closes.rows(by);
-            CgroupNamer::new().name_rows(&mut rows);
+            if let Ok(mut names) = context.names.lock() {
+                names.name_rows(&mut rows);
+            }
             serde_json::to_value(rows)
         }
     }
