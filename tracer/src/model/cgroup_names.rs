@@ -20,10 +20,6 @@ pub struct CgroupNames {
 }
 
 impl CgroupNames {
-    pub fn is_empty(&self) -> bool {
-        self.unit.is_none() && self.container.is_none() && self.pod.is_none()
-    }
-
     /// `nginx.service`, `container 3f2a9c1b7d4e`, `pod 1b2c…/container 3f2a9c1b7d4e`, or "".
     pub fn label(&self) -> String {
         let mut parts = Vec::new();

@@ -36,7 +36,7 @@ impl CgroupNamer {
     }
 
     /// The path of cgroup `id` from the hierarchy's root (`/system.slice/nginx.service`).
-    pub fn path(&mut self, id: u64) -> Option<&str> {
+    fn path(&mut self, id: u64) -> Option<&str> {
         if id == 0 {
             return None;
         }
