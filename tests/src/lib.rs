@@ -9,7 +9,7 @@ use std::{
 
 use tracer::{
     model::{Event, Model, Step, TcpState},
-    source::probe::{DEFAULT_RING_BYTES, Probe},
+    source::probe::{DEFAULT_RING_BYTES, Detail, Probe},
 };
 use tracer_common::FilterConfig;
 
@@ -37,7 +37,8 @@ impl Trace {
             ..Default::default()
         };
         filter.ports[..ports.len()].copy_from_slice(ports);
-        let probe = Probe::attach(&filter, DEFAULT_RING_BYTES).expect("attach eBPF programs");
+        let probe = Probe::attach(&filter, DEFAULT_RING_BYTES, Detail::Transitions)
+            .expect("attach eBPF programs");
         assert!(probe.timewait_supported, "tw_timer_handler must be found");
         Trace {
             probe,

@@ -7,7 +7,7 @@
 //! and on a filter that keeps nothing they are the whole lost count.
 use std::{net::TcpListener, process::Command, time::Duration};
 
-use tracer::source::probe::{DEFAULT_RING_BYTES, Probe, timewait::HOOKS_ENV};
+use tracer::source::probe::{DEFAULT_RING_BYTES, Detail, Probe, timewait::HOOKS_ENV};
 use tracer_common::FilterConfig;
 use tracer_tests::{
     Running,
@@ -183,7 +183,8 @@ async fn on_an_idle_filter_lost_is_exactly_the_kernels_recursion_misses() {
         ..Default::default()
     };
     filter.ports[0] = port;
-    let probe = Probe::attach(&filter, DEFAULT_RING_BYTES).expect("attach eBPF programs");
+    let probe = Probe::attach(&filter, DEFAULT_RING_BYTES, Detail::Transitions)
+        .expect("attach eBPF programs");
     assert!(probe.timewait.followed(), "{:?}", probe.timewait);
     // Timers armed and fired meanwhile: the hooks run.
     std::thread::sleep(Duration::from_millis(200));

@@ -2,6 +2,8 @@
 //! eBPF programs and the daemon agree on every byte.
 #![no_std]
 
+pub mod life;
+
 /// What a [`RawEvent`] reports.
 pub mod kind {
     /// `sock:inet_sock_set_state` for a TCP socket: `old_state` -> `new_state`.
@@ -18,6 +20,11 @@ pub mod kind {
     pub const RESET_SENT: u8 = 5;
     /// `tcp:tcp_receive_reset`: a socket of this host received an RST.
     pub const RESET_RECEIVED: u8 = 6;
+    /// A socket life followed in the kernel ([`crate::life`]): its states in `path`, what the
+    /// close rules need in `life_flags`, its owner in `pid_tgid`, `cgroup_id` and `comm`;
+    /// `old_state -> new_state` is its last transition, at `ts_ns`. `new_state` CLOSE: the
+    /// life ended; else (its timewait socket took over) its next events come one by one.
+    pub const LIFE: u8 = 7;
 }
 
 /// Linux TCP state numbers (include/net/tcp_states.h).
@@ -64,8 +71,12 @@ pub struct RawEvent {
     pub kind: u8,
     pub old_state: u8,
     pub new_state: u8,
-    pub _pad: [u8; 3],
+    /// [`life::flags`] of a [`kind::LIFE`] record; 0 otherwise.
+    pub life_flags: u8,
+    pub _pad: [u8; 2],
     pub comm: [u8; 16],
+    /// The states of a [`kind::LIFE`] record ([`life::path_state`]); 0 otherwise.
+    pub path: u64,
 }
 
 /// Kernel struct member offsets (bytes), read from the running kernel's BTF at load time and
@@ -100,6 +111,8 @@ pub struct KernelOffsets {
     pub tw_timer: u32,
     /// `timer_list.function`.
     pub timer_function: u32,
+    /// `sock_common.skc_cookie` (an `atomic64_t`, copied into the timewait socket).
+    pub skc_cookie: u32,
 }
 
 /// What the kernel side keeps. Filtering in the kernel keeps excluded traffic off the ring buffer.
@@ -234,7 +247,7 @@ const _: () = {
     assert!(core::mem::size_of::<FilterConfig>() == 72 + 36 * MAX_ADDR_RULES);
     // The kernel side writes RawEvent field by field into the ring buffer: no implicit
     // padding may be left uninitialised, and the addresses are written as aligned u32 words.
-    assert!(core::mem::size_of::<RawEvent>() == 96);
+    assert!(core::mem::size_of::<RawEvent>() == 104);
     assert!(core::mem::offset_of!(RawEvent, saddr) % 4 == 0);
     assert!(core::mem::offset_of!(RawEvent, daddr) % 4 == 0);
     assert!(core::mem::offset_of!(RawEvent, comm) == 80);
@@ -359,4 +372,5 @@ mod user {
     unsafe impl aya::Pod for super::FilterConfig {}
     unsafe impl aya::Pod for super::SockTuple {}
     unsafe impl aya::Pod for super::ListenerKey {}
+    unsafe impl aya::Pod for super::life::LifeSlot {}
 }

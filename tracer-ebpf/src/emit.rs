@@ -32,6 +32,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     tw_sport: 0,
     tw_timer: 0,
     timer_function: 0,
+    skc_cookie: 0,
 });
 
 /// One member of [`OFFSETS`] with a single load, for paths that must exit early and cheaply
@@ -145,6 +146,7 @@ unsafe fn write_addr(dst: *mut [u8; 16], words: &[u32; 4]) {
 }
 
 /// What the caller already read about the socket: enough to apply the filter before reserving.
+#[derive(Clone, Copy)]
 pub struct Seen {
     pub kind: u8,
     pub sk: *const u8,
@@ -158,11 +160,52 @@ pub struct Seen {
 /// `sock_common` (full, timewait or request socket).
 #[inline(always)]
 pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
+    let Some(t) = kept::<R>(&seen)? else {
+        return Ok(());
+    };
+    // Taken before the reservation: if a nested program (a softirq on this CPU) reserves
+    // in between, the times still give the order the tracepoints fired in.
+    // SAFETY: helper without arguments.
+    let ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    push(|ev| {
+        // SAFETY: `ev` is the reserved record, exclusively this program's until submitted.
+        unsafe {
+            write_tuple(ev, &seen, &t);
+            (*ev).ts_ns = ts_ns;
+            (*ev).sk = seen.sk as u64;
+            (*ev).pid_tgid = bpf_get_current_pid_tgid();
+            (*ev).cgroup_id = bpf_get_current_cgroup_id();
+            (*ev).life_flags = 0;
+            (*ev).path = 0;
+            // The helper fills (or, on error, zeroes) the 16 bytes itself.
+            generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
+        }
+    })
+}
+
+/// The socket's addresses, ports and namespace when the filter keeps the event, else `None`.
+#[inline(always)]
+pub fn kept<R: Reader>(seen: &Seen) -> Result<Option<SockTuple>, i32> {
+    let t = tuple::<R>(seen)?;
+    let kept = filter::passes_ports(seen.family, seen.sport, t.dport)
+        && filter::passes_netns(t.netns)
+        && filter::passes_addresses(&t, seen.kind, seen.old_state, seen.new_state)
+        && (!filter::has_owner_filter()
+            || filter::followed(
+                seen.kind,
+                seen.sk as u64,
+                seen.old_state,
+                seen.new_state,
+                &t,
+            ));
+    Ok(kept.then_some(t))
+}
+
+/// The socket's addresses, ports and namespace.
+#[inline(always)]
+pub fn tuple<R: Reader>(seen: &Seen) -> Result<SockTuple, i32> {
     let sk = seen.sk;
     let dport = u16::from_be(R::read::<u16>(sk, offset!(skc_dport))?);
-    if !filter::passes_ports(seen.family, seen.sport, dport) {
-        return Ok(());
-    }
     let (saddr, daddr) = if seen.family == AF_INET {
         (
             read_addr::<R>(sk, offset!(skc_rcv_saddr), 1),
@@ -181,7 +224,7 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         _ => 0,
     };
     // Every field given: `..Default::default()` compiled to a memset subprogram call.
-    let t = SockTuple {
+    Ok(SockTuple {
         netns,
         family: seen.family,
         sport: seen.sport,
@@ -189,57 +232,17 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
         _pad: 0,
         saddr,
         daddr,
-    };
-    if !filter::passes_netns(t.netns) {
-        return Ok(());
-    }
-    if !filter::passes_addresses(&t, seen.kind, seen.old_state, seen.new_state) {
-        return Ok(());
-    }
-    if filter::has_owner_filter()
-        && !filter::followed(seen.kind, sk as u64, seen.old_state, seen.new_state, &t)
-    {
-        return Ok(());
-    }
-    // Taken before the reservation: if a nested program (a softirq on this CPU) reserves
-    // in between, the times still give the order the tracepoints fired in.
-    // SAFETY: helper without arguments.
-    let ts_ns = unsafe { bpf_ktime_get_boot_ns() };
-    // SAFETY: helper without arguments.
-    let cpu = unsafe { generated::bpf_get_smp_processor_id() };
-    match cpu & RING_MASK.load() {
-        0 => submit(&EVENTS0, &seen, &t, ts_ns),
-        1 => submit(&EVENTS1, &seen, &t, ts_ns),
-        2 => submit(&EVENTS2, &seen, &t, ts_ns),
-        3 => submit(&EVENTS3, &seen, &t, ts_ns),
-        4 => submit(&EVENTS4, &seen, &t, ts_ns),
-        5 => submit(&EVENTS5, &seen, &t, ts_ns),
-        6 => submit(&EVENTS6, &seen, &t, ts_ns),
-        _ => submit(&EVENTS7, &seen, &t, ts_ns),
-    }
+    })
 }
 
-/// Reserves, fills and submits one event in `ring` (inlined at each ring: the verifier needs
-/// each map known at its call site).
+/// Writes what `seen` and `t` say into a record: kind, states, addresses, ports, namespace.
+///
+/// # Safety
+/// `ev` must point at a reserved record.
 #[inline(always)]
-fn submit(ring: &RingBuf, seen: &Seen, t: &SockTuple, ts_ns: u64) -> Result<(), i32> {
-    let Some(mut entry) = ring.reserve::<RawEvent>(0) else {
-        return if count_lost() == 1 {
-            Err(FIRST_LOSS)
-        } else {
-            Ok(())
-        };
-    };
-    // Every field is written in place: a zeroed RawEvent built first compiles to a call of a
-    // byte-wise memset subprogram.
-    let ev = entry.as_mut_ptr();
-    // SAFETY: `ev` points at the reserved, exclusively owned ring-buffer record; RawEvent is
-    // repr(C) without implicit padding, so writing each field initialises every byte.
+pub unsafe fn write_tuple(ev: *mut RawEvent, seen: &Seen, t: &SockTuple) {
+    // SAFETY: per the caller's contract; RawEvent is repr(C) without implicit padding.
     unsafe {
-        (*ev).ts_ns = ts_ns;
-        (*ev).sk = seen.sk as u64;
-        (*ev).pid_tgid = bpf_get_current_pid_tgid();
-        (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).netns = t.netns;
         write_addr(&raw mut (*ev).saddr, &t.saddr);
         write_addr(&raw mut (*ev).daddr, &t.daddr);
@@ -249,14 +252,44 @@ fn submit(ring: &RingBuf, seen: &Seen, t: &SockTuple, ts_ns: u64) -> Result<(), 
         (*ev).kind = seen.kind;
         (*ev).old_state = seen.old_state;
         (*ev).new_state = seen.new_state;
-        // Three byte stores: an array store of zeros compiles to a memset subprogram call.
+        // Byte stores: an array store of zeros compiles to a memset subprogram call.
         let pad = (&raw mut (*ev)._pad).cast::<u8>();
         pad.write_volatile(0);
         pad.add(1).write_volatile(0);
-        pad.add(2).write_volatile(0);
-        // The helper fills (or, on error, zeroes) the 16 bytes itself.
-        generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
     }
+}
+
+/// Reserves a record in this CPU's ring, lets `fill` write every field, and submits it.
+#[inline(always)]
+pub fn push(fill: impl Fn(*mut RawEvent)) -> Result<(), i32> {
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { generated::bpf_get_smp_processor_id() };
+    match cpu & RING_MASK.load() {
+        0 => submit(&EVENTS0, &fill),
+        1 => submit(&EVENTS1, &fill),
+        2 => submit(&EVENTS2, &fill),
+        3 => submit(&EVENTS3, &fill),
+        4 => submit(&EVENTS4, &fill),
+        5 => submit(&EVENTS5, &fill),
+        6 => submit(&EVENTS6, &fill),
+        _ => submit(&EVENTS7, &fill),
+    }
+}
+
+/// Reserves, fills and submits one record in `ring` (inlined at each ring: the verifier needs
+/// each map known at its call site).
+#[inline(always)]
+fn submit(ring: &RingBuf, fill: &impl Fn(*mut RawEvent)) -> Result<(), i32> {
+    let Some(mut entry) = ring.reserve::<RawEvent>(0) else {
+        return if count_lost() == 1 {
+            Err(FIRST_LOSS)
+        } else {
+            Ok(())
+        };
+    };
+    // Every field is written in place by `fill`: a zeroed RawEvent built first compiles to a
+    // call of a byte-wise memset subprogram.
+    fill(entry.as_mut_ptr());
     entry.submit(wakeup_flag(ring));
     Ok(())
 }

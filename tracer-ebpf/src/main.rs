@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod aggregate;
 mod emit;
 mod fentry;
 mod filter;

@@ -42,6 +42,9 @@ fn try_reset(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
         NEW_SYN_RECV => read::<u16>(sk, o.skc_num)?.to_be(),
         _ => read::<u16>(sk, o.inet_sport)?,
     };
+    if crate::aggregate::enabled() && crate::aggregate::reset(sk, event_kind == kind::RESET_SENT)? {
+        return Ok(());
+    }
     emit::<ProbeRead>(Seen {
         kind: event_kind,
         sk,

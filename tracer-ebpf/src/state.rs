@@ -17,13 +17,18 @@ const MAX_STATE: i32 = tracer_common::tcp_state::NEW_SYN_RECV as i32;
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
-    let result = try_inet_sock_set_state(&ctx);
+    let result = match seen(&ctx) {
+        Ok(Some(seen)) => emit::<DirectRead>(seen),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
     outcome(&ctx, "inet_sock_set_state", result);
     0
 }
 
+/// What a TCP socket's state change reports; `None` for other protocols.
 #[inline(always)]
-fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
+pub fn seen(ctx: &BtfTracePointContext) -> Result<Option<Seen>, i32> {
     let sk: *const u8 = ctx.arg(0);
     let old_state: i32 = ctx.arg(1);
     let new_state: i32 = ctx.arg(2);
@@ -34,7 +39,7 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
         DirectRead::read::<u16>(sk, offset!(sk_protocol))?
     };
     if protocol != IPPROTO_TCP {
-        return Ok(());
+        return Ok(None);
     }
     if !(1..=MAX_STATE).contains(&old_state) || !(1..=MAX_STATE).contains(&new_state) {
         // Still handed on: userspace shows the number it cannot name.
@@ -43,14 +48,14 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<(), i32> {
             "inet_sock_set_state: unexpected state {} -> {}", old_state, new_state
         );
     }
-    emit::<DirectRead>(Seen {
+    Ok(Some(Seen {
         kind: kind::STATE_CHANGE,
         sk,
         old_state: old_state as u8,
         new_state: new_state as u8,
         family: DirectRead::read::<u16>(sk, offset!(skc_family))?,
         sport: local_port(sk)?,
-    })
+    }))
 }
 
 /// The local port, host order. `skc_num` is a direct load; it is already 0 once the socket

@@ -56,12 +56,16 @@ fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
 #[inline(always)]
 pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
     let o = OFFSETS.load();
-    emit::<ProbeRead>(Seen {
+    let seen = Seen {
         kind: event_kind,
         sk: tw,
         old_state: 0,
         new_state: read::<u8>(tw, o.tw_substate)?,
         family: read::<u16>(tw, o.skc_family)?,
         sport: u16::from_be(read::<u16>(tw, o.tw_sport)?),
-    })
+    };
+    if event_kind == kind::TW_START && crate::aggregate::enabled() {
+        crate::aggregate::timewait_starts(tw, seen.family, seen.sport)?;
+    }
+    emit::<ProbeRead>(seen)
 }

@@ -12,9 +12,10 @@ use tokio::sync::Notify;
 use tracer_common::RawEvent;
 
 use crate::engine::{Collector, Sink};
+use crate::source::probe::Detail;
 use crate::{
     commands::options::RunArgs,
-    model::Step,
+    model::{Step, TcpState},
     service::daemon::{
         server::{self, Server, View},
         socket,
@@ -148,7 +149,7 @@ impl Sink for RunSink {
         if let Some(metrics) = &self.metrics {
             // Counted in place: copying every open socket out costs ~180 MiB at 1M sockets.
             metrics.refresh_open(
-                &collector.model.open_by_state(collector.now_ns()),
+                &collector.open_by_state(collector.now_ns()),
                 &collector.counters(),
             );
         }
@@ -156,6 +157,16 @@ impl Sink for RunSink {
         if self.ticks >= self.ticks_per_summary {
             self.ticks = 0;
             self.summary(collector, false)?;
+        }
+        Ok(())
+    }
+
+    fn dwell(&mut self, now_ns: u64, state: TcpState, ns: u64, n: u64) -> Result<()> {
+        if let Some(daemon) = &mut self.daemon {
+            daemon.history.record_dwell(now_ns, state, ns, n);
+        }
+        if let Some(metrics) = &mut self.metrics {
+            metrics.record_dwell(state, ns, n);
         }
         Ok(())
     }
@@ -194,7 +205,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let mut collector = Collector::open(&filter, args.from.as_deref(), args.ring_bytes)?;
+    // A line per transition needs every transition; summaries, windows and metrics do not.
+    let detail = match args.quiet {
+        true => Detail::Lives,
+        false => Detail::Transitions,
+    };
+    let mut collector = Collector::open(&filter, args.from.as_deref(), args.ring_bytes, detail)?;
     let daemon = match bound {
         Some(bound) => {
             let server = Server::start(bound, server::Context::new(&filter))?;

@@ -15,7 +15,8 @@ use tracer_common::{FilterConfig, RawEvent};
 use crate::{
     filter,
     model::{Event, Model, Step},
-    source::probe::{DEFAULT_RING_BYTES, Probe},
+    model::{Open, TcpState},
+    source::probe::{DEFAULT_RING_BYTES, Detail, Probe},
     source::recording::Replay,
     stats::{StateStats, StateSummary},
     time::clock::{WallClock, boot_ns},
@@ -57,6 +58,11 @@ pub trait Sink {
     fn answer(&mut self, _collector: &Collector) -> Result<()> {
         Ok(())
     }
+    /// `n` sockets spent `ns` in `state`, counted by kernel aggregation (whose steps carry no
+    /// durations), read at `now_ns`.
+    fn dwell(&mut self, _now_ns: u64, _state: TcpState, _ns: u64, _n: u64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Why collection ended.
@@ -94,29 +100,43 @@ pub struct Collector {
     /// read fails, rather than a silent 0.
     last_lost: std::cell::Cell<u64>,
     lost_warned: std::cell::Cell<bool>,
+    /// Kernel aggregation's bucket counts as last read, and the read buffer.
+    dwell_seen: Vec<u64>,
+    dwell_now: Vec<u64>,
 }
 
 impl Collector {
-    /// Live from the kernel when `from` is `None`, else replaying that recording narrowed by
-    /// `filter`.
+    /// Live from the kernel when `from` is `None` (with kernel aggregation where it works),
+    /// else replaying that recording narrowed by `filter`.
     pub fn new(filter: &FilterConfig, from: Option<&Path>) -> Result<Collector> {
-        Collector::open(filter, from, DEFAULT_RING_BYTES)
+        Collector::open(filter, from, DEFAULT_RING_BYTES, Detail::Lives)
     }
 
-    /// [`Collector::new`] with the ring buffer's size in bytes (when live).
-    pub fn open(filter: &FilterConfig, from: Option<&Path>, ring_bytes: u32) -> Result<Collector> {
+    /// [`Collector::new`] with the ring buffer's size in bytes and what the command needs
+    /// (when live).
+    pub fn open(
+        filter: &FilterConfig,
+        from: Option<&Path>,
+        ring_bytes: u32,
+        detail: Detail,
+    ) -> Result<Collector> {
         match from {
-            None => Collector::attach_with_ring(filter, ring_bytes),
+            None => Collector::attach_with_ring(filter, ring_bytes, detail),
             Some(path) => Collector::replay(path, filter),
         }
     }
 
+    /// Live, every transition sent to userspace.
     pub fn attach(filter: &FilterConfig) -> Result<Collector> {
-        Collector::attach_with_ring(filter, DEFAULT_RING_BYTES)
+        Collector::attach_with_ring(filter, DEFAULT_RING_BYTES, Detail::Transitions)
     }
 
-    fn attach_with_ring(filter: &FilterConfig, ring_bytes: u32) -> Result<Collector> {
-        let mut probe = Probe::attach(filter, ring_bytes)?;
+    fn attach_with_ring(
+        filter: &FilterConfig,
+        ring_bytes: u32,
+        detail: Detail,
+    ) -> Result<Collector> {
+        let mut probe = Probe::attach(filter, ring_bytes, detail)?;
         let (started, clock) = (boot_ns(), WallClock::now());
         // The probe has already said which TIME_WAIT hooks it uses, or why there are none.
         // After attaching, so a socket that changes meanwhile is seen live; the live stream
@@ -176,6 +196,8 @@ impl Collector {
             steps: Vec::with_capacity(16),
             last_lost: std::cell::Cell::new(0),
             lost_warned: std::cell::Cell::new(false),
+            dwell_seen: Vec::new(),
+            dwell_now: Vec::new(),
         }
     }
 
@@ -287,11 +309,38 @@ impl Collector {
     /// [`Collector::summaries`] of other durations (the daemon's, over an interval), with the
     /// sockets still in each state now.
     pub fn summaries_of(&self, stats: &StateStats) -> Vec<StateSummary> {
-        crate::stats::summaries(stats, &self.model.open_by_state(self.now_ns()))
+        crate::stats::summaries(stats, &self.open_by_state(self.now_ns()))
     }
 
     pub fn summary_of(&self, stats: &StateStats, state: crate::model::TcpState) -> StateSummary {
-        crate::stats::summary(stats, state, &self.model.open_by_state(self.now_ns()))
+        crate::stats::summary(stats, state, &self.open_by_state(self.now_ns()))
+    }
+
+    /// The sockets in each state at `now_ns` ([`Model::open_by_state`]), with those whose
+    /// life the kernel follows (kernel aggregation).
+    pub fn open_by_state(&self, now_ns: u64) -> [Open; TcpState::ALL.len()] {
+        let mut open = self.model.open_by_state(now_ns);
+        if let Source::Live(Probe {
+            lives: Some(lives), ..
+        }) = &self.source
+        {
+            for (state, since_ns) in lives.open() {
+                let Some(o) = open.get_mut(state.index()) else {
+                    continue;
+                };
+                let age_ns = now_ns.saturating_sub(since_ns);
+                if o.count == 0 || (age_ns, false) > (o.oldest_ns, !o.oldest_exact) {
+                    (o.oldest_ns, o.oldest_exact) = (age_ns, true);
+                }
+                o.count += 1;
+            }
+        }
+        open
+    }
+
+    /// Whether kernel aggregation runs (its steps carry no durations: [`Sink::dwell`] has them).
+    pub fn aggregated(&self) -> bool {
+        matches!(&self.source, Source::Live(Probe { lives: Some(_), .. }))
     }
 
     /// Runs until `duration`, Ctrl-C or SIGTERM (a replay: to the end of the recording, or its
@@ -371,10 +420,36 @@ impl Collector {
         }
     }
 
-    /// Ends timewaits whose early end became certain with the passing of time.
+    /// Ends timewaits whose early end became certain with the passing of time, and takes in
+    /// the durations kernel aggregation counted since the last time.
     fn settle(&mut self, sink: &mut dyn Sink) -> Result<()> {
         let now_ns = self.now_ns();
-        self.steps_from(sink, |model, steps| model.finish_into(now_ns, steps))
+        self.steps_from(sink, |model, steps| model.finish_into(now_ns, steps))?;
+        self.take_dwell(now_ns, sink)
+    }
+
+    fn take_dwell(&mut self, now_ns: u64, sink: &mut dyn Sink) -> Result<()> {
+        let Source::Live(Probe {
+            lives: Some(lives), ..
+        }) = &self.source
+        else {
+            return Ok(());
+        };
+        lives.dwell(&mut self.dwell_now)?;
+        self.dwell_seen.resize(self.dwell_now.len(), 0);
+        for (at, (now, seen)) in self.dwell_now.iter().zip(&mut self.dwell_seen).enumerate() {
+            let n = now.wrapping_sub(*seen);
+            if n == 0 {
+                continue;
+            }
+            *seen = *now;
+            let Some((state, ns)) = crate::source::probe::aggregate::bucket_at(at) else {
+                continue;
+            };
+            self.stats.record_dwell(state, ns, n);
+            sink.dwell(now_ns, state, ns, n)?;
+        }
+        Ok(())
     }
 }
 

@@ -101,6 +101,39 @@ pub enum EventKind {
     },
     ResetSent,
     ResetReceived,
+    /// A socket life followed in the kernel ([`tracer_common::life`]), ending with
+    /// `old -> new` (CLOSE: the life is over; else its timewait socket took over).
+    Life {
+        old: TcpState,
+        new: TcpState,
+        path: LifePath,
+        /// [`tracer_common::life::flags`] bits.
+        flags: u8,
+    },
+}
+
+/// The states a life went through, in order (at most [`tracer_common::life::PATH_STATES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifePath(u64);
+
+impl LifePath {
+    /// Checks every state of a kernel path (4 bits each, ended by 0).
+    pub fn new(path: u64) -> Result<LifePath, DecodeError> {
+        for s in LifePath(path).raw() {
+            state(s)?;
+        }
+        Ok(LifePath(path))
+    }
+
+    fn raw(self) -> impl Iterator<Item = u8> {
+        (0..tracer_common::life::PATH_STATES)
+            .map(move |i| tracer_common::life::path_state(self.0, i))
+            .take_while(|&s| s != 0)
+    }
+
+    pub fn states(self) -> impl Iterator<Item = TcpState> {
+        self.raw().filter_map(TcpState::from_kernel)
+    }
 }
 
 /// One thing the kernel reported.
@@ -174,6 +207,12 @@ impl TryFrom<&RawEvent> for Event {
             kind::TW_CANCEL => timer(TimerPhase::Cancel)?,
             kind::RESET_SENT => EventKind::ResetSent,
             kind::RESET_RECEIVED => EventKind::ResetReceived,
+            kind::LIFE => EventKind::Life {
+                old: state(raw.old_state)?,
+                new: state(raw.new_state)?,
+                path: LifePath::new(raw.path)?,
+                flags: raw.life_flags,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         Ok(Event {

@@ -4,6 +4,7 @@ mod bits;
 pub mod cgroup_names;
 pub mod close;
 pub mod event;
+mod kernel_life;
 mod life;
 pub mod limits;
 mod listeners;
@@ -22,7 +23,7 @@ mod tests;
 use serde::Serialize;
 
 pub use close::{CloseKind, End, Role, Service};
-pub use event::{Comm, Event, EventKind, TimerPhase, Tuple};
+pub use event::{Comm, Event, EventKind, LifePath, TimerPhase, Tuple};
 pub use limits::{DEFAULT_MAX_SOCKETS, Evictions, Limits};
 pub use owners::OwnerId;
 pub use seed::Seed;
@@ -214,6 +215,25 @@ impl Model {
         self.finish_into(ev.ts_ns, steps);
         let unsure = ev.ts_ns < self.unsure_until_ns;
         match ev.kind {
+            EventKind::Life {
+                old,
+                new,
+                path,
+                flags,
+            } => self.apply_life(ev, (old, new), path, flags, unsure, steps),
+            _ => self.apply_one(ev, unsure, steps),
+        }
+        let e = self.evictions();
+        if e.sockets + e.timewaits != self.evicted {
+            self.evicted = e.sockets + e.timewaits;
+            self.unsure_until_ns = ev.ts_ns.saturating_add(timewait::UNSURE_AFTER_EVICTION_NS);
+        }
+        self.sweep_owners();
+    }
+
+    /// One event the kernel reported as it happened.
+    fn apply_one(&mut self, ev: &Event, unsure: bool, steps: &mut Vec<Step>) {
+        match ev.kind {
             // shutdown() then close() can report FIN_WAIT1 -> FIN_WAIT1: not a change.
             EventKind::StateChange { old, new } if old == new => {}
             EventKind::StateChange { old, new } => {
@@ -238,13 +258,9 @@ impl Model {
             }
             EventKind::ResetSent => steps.extend(self.sockets.reset(ev, true)),
             EventKind::ResetReceived => steps.extend(self.sockets.reset(ev, false)),
+            // Taken apart by apply_life into the events above.
+            EventKind::Life { .. } => {}
         }
-        let e = self.evictions();
-        if e.sockets + e.timewaits != self.evicted {
-            self.evicted = e.sockets + e.timewaits;
-            self.unsure_until_ns = ev.ts_ns.saturating_add(timewait::UNSURE_AFTER_EVICTION_NS);
-        }
-        self.sweep_owners();
     }
 }
 

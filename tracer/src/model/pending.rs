@@ -60,6 +60,13 @@ impl PendingEnds {
         self.held.remove(&sk)
     }
 
+    /// The held end of `sk` keeps no duration: the kernel counted it (kernel aggregation).
+    pub fn untime(&mut self, sk: u64) {
+        if let Some(step) = self.held.get_mut(&sk) {
+            step.dwell_ns = None;
+        }
+    }
+
     /// An RST sent by the socket whose end is held (same address and tuple): an abort by us.
     pub fn reset_sent(&mut self, ev: &Event) -> Option<Step> {
         if self.held.get(&ev.sk)?.tuple != ev.tuple {

@@ -253,6 +253,11 @@ impl Sockets {
         }
     }
 
+    /// The end of `sk` held for its RST keeps no duration (kernel aggregation counted it).
+    pub fn untime_held_end(&mut self, sk: u64) {
+        self.pending.untime(sk);
+    }
+
     /// `tcp_receive_reset` comes before the CLOSE it causes; `tcp_send_reset` after it
     /// (an abort) or before it (a reset while the socket lives on).
     pub fn reset(&mut self, ev: &Event, sent: bool) -> Option<Step> {

@@ -192,6 +192,16 @@ impl Metrics {
         }
     }
 
+    /// Counts `n` sockets that spent `ns` in `state` (kernel aggregation's histograms).
+    pub fn record_dwell(&mut self, state: TcpState, ns: u64, n: u64) {
+        let histogram = self.durations.get_or_create(&StateLabels {
+            state: state.name(),
+        });
+        for _ in 0..n {
+            histogram.observe(ns as f64 / 1e9);
+        }
+    }
+
     /// Sets the gauges to the sockets in progress now, and the event counters to the
     /// collector's. Every state but CLOSE (no socket is followed in it) is set, 0 when empty,
     /// so each series exists from the start.

@@ -1,5 +1,6 @@
 //! Loads and attaches the eBPF programs and reads their ring buffer. The only code that needs
 //! root; everything downstream consumes plain [`RawEvent`]s.
+pub mod aggregate;
 mod floor;
 mod lost;
 mod offsets;
@@ -21,8 +22,19 @@ pub use offsets::{Member, kernel_offsets, member};
 pub use privilege::check_can_trace;
 
 /// Programs always attached, each named after its tracepoint (tp_btf: no tracefs needed). The
-/// TIME_WAIT hooks are chosen by [`timewait::attach`].
-const TRACEPOINTS: [&str; 3] = ["inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset"];
+/// TIME_WAIT hooks are chosen by [`timewait::attach`], the state program by [`Detail`].
+const TRACEPOINTS: [&str; 2] = ["tcp_send_reset", "tcp_receive_reset"];
+const STATE: &str = "inet_sock_set_state";
+const AGGREGATE_STATE: &str = "aggregate_inet_sock_set_state";
+
+/// What the command needs from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Every transition (a line or a record each): no kernel aggregation.
+    Transitions,
+    /// Durations, ends and sockets open: kernel aggregation where the kernel allows it.
+    Lives,
+}
 
 /// Default ring buffer size, all rings together: 16 MiB holds ~170k events, several seconds
 /// of a very busy host.
@@ -39,6 +51,8 @@ pub struct Probe {
     pub timewait_supported: bool,
     /// The hooks that follow TIME_WAIT (fentry, timer or none, and why).
     pub timewait: timewait::Path,
+    /// Kernel aggregation's maps, when it was chosen.
+    pub lives: Option<aggregate::Lives>,
 }
 
 /// Address of `tw_timer_handler` from /proc/kallsyms, if visible.
@@ -55,12 +69,35 @@ fn tw_timer_handler() -> Option<u64> {
     })
 }
 
-/// The state and reset programs, each attached to the tracepoint it is named after.
-fn attach_tracepoints(ebpf: &mut Ebpf, btf: &aya::Btf) -> Result<()> {
+/// The reset programs, each attached to the tracepoint it is named after, and the state
+/// program: the aggregating one when `aggregate` and the kernel takes it (says why not on
+/// stderr, or fails with [`aggregate::Choice::On`]). True when aggregation runs.
+fn attach_tracepoints(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    aggregate: Option<aggregate::Choice>,
+) -> Result<bool> {
     for name in TRACEPOINTS {
         attach_btf_tracepoint(ebpf, btf, name, name)?;
     }
-    Ok(())
+    if let Some(choice) = aggregate {
+        match attach_btf_tracepoint(ebpf, btf, AGGREGATE_STATE, STATE) {
+            Ok(()) => {
+                log::info!(
+                    "kernel aggregation: one record per connection, durations counted in the kernel"
+                );
+                return Ok(true);
+            }
+            Err(e) if choice == aggregate::Choice::On => {
+                return Err(e.context(format!("{}=on", aggregate::ENV)));
+            }
+            Err(e) => log::info!(
+                "kernel aggregation unavailable ({e:#}; it needs Linux 5.12+): every transition goes to userspace"
+            ),
+        }
+    }
+    attach_btf_tracepoint(ebpf, btf, STATE, STATE)?;
+    Ok(false)
 }
 
 /// Program `name` of the loaded object.
@@ -90,9 +127,21 @@ impl Probe {
     /// Checks privileges, reads offsets from BTF, loads and attaches every program, with the
     /// TIME_WAIT path chosen by [`timewait::HOOKS_ENV`] (default: fentry, else the timer
     /// hooks, else none), which it names on stderr.
-    pub fn attach(filter: &FilterConfig, ring_bytes: u32) -> Result<Probe> {
+    pub fn attach(filter: &FilterConfig, ring_bytes: u32, detail: Detail) -> Result<Probe> {
         check_can_trace()?;
         let choice = timewait::Choice::from_env()?;
+        let aggregation = aggregate::Choice::from_env()?;
+        // Owner filters decide per event in the kernel (filter.rs): not with aggregation.
+        let aggregate = (detail == Detail::Lives
+            && aggregation != aggregate::Choice::Off
+            && filter.owner_match == 0
+            && !floor::requested())
+        .then_some(aggregation);
+        let slots = if aggregate.is_some() {
+            aggregate::SLOTS
+        } else {
+            1
+        };
         let btf_rs = btf_rs::Btf::from_file(privilege::VMLINUX_BTF)
             .map_err(|e| anyhow!("{e}"))
             .context("reading kernel BTF")?;
@@ -120,6 +169,11 @@ impl Probe {
             used.first().copied().unwrap_or(0)
         );
         let (hashdance, ring_mask) = (u32::from(kernel.hashdance), layout.mask());
+        let (aggregating, slot_mask) = (u32::from(aggregate.is_some()), slots - 1);
+        let dwell_entries = match aggregate {
+            Some(_) => tracer_common::life::DWELL_ENTRIES,
+            None => 1,
+        };
         let mut loader = EbpfLoader::new();
         loader
             .btf(&btf)
@@ -128,6 +182,10 @@ impl Probe {
             .override_global("TW_TIMER_HANDLER", &handler_value, true)
             .override_global("TW_START_IN_HASHDANCE", &hashdance, true)
             .override_global("RING_MASK", &ring_mask, true)
+            .override_global("AGGREGATE", &aggregating, true)
+            .override_global("SLOT_MASK", &slot_mask, true)
+            .map_max_entries("LIVES", slots)
+            .map_max_entries("DWELL", dwell_entries)
             .map_max_entries(fm::SOCKETS, entries(fm::SOCKETS_ENTRIES))
             .map_max_entries(fm::TUPLES, entries(fm::TUPLES_ENTRIES))
             .map_max_entries(fm::LISTENERS, entries(fm::LISTENERS_ENTRIES));
@@ -140,11 +198,12 @@ impl Probe {
                 "/tracer"
             )))
             .context("loading the eBPF programs")?;
+        let mut aggregated = false;
         let path = if floor::requested() {
             floor::attach(&mut ebpf, &btf)?;
             timewait::Path::None(format!("{}=1", floor::ENV))
         } else {
-            attach_tracepoints(&mut ebpf, &btf)?;
+            aggregated = attach_tracepoints(&mut ebpf, &btf, aggregate)?;
             let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
             match &path {
                 timewait::Path::None(_) => log::warn!("{path}"),
@@ -153,6 +212,10 @@ impl Probe {
             path
         };
         let rings = rings::Rings::take(&mut ebpf, &layout)?;
+        let lives = match aggregated {
+            true => Some(aggregate::Lives::take(&mut ebpf, slots)?),
+            false => None,
+        };
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         let messages = aya_log::EbpfLogger::init(&mut ebpf)
             .map_err(|e| log::warn!("the eBPF programs' messages cannot be read: {e}"))
@@ -164,6 +227,7 @@ impl Probe {
             messages,
             timewait_supported: path.followed(),
             timewait: path,
+            lives,
         })
     }
 

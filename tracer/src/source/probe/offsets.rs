@@ -89,6 +89,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         tw_sport: at("inet_timewait_sock", "tw_sport")?,
         tw_timer: at("inet_timewait_sock", "tw_timer")?,
         timer_function: at("timer_list", "function")?,
+        skc_cookie: at("sock_common", "skc_cookie")?,
     })
 }
 

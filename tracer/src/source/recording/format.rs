@@ -279,7 +279,9 @@ impl Record {
                 kind: d.u8()?,
                 old_state: d.u8()?,
                 new_state: d.u8()?,
-                _pad: [0; 3],
+                life_flags: 0,
+                _pad: [0; 2],
+                path: 0,
                 comm: d.array()?,
             }),
             TAG_TICK => Record::Tick {

@@ -252,7 +252,9 @@ fn arb_raw() -> impl Strategy<Value = RawEvent> {
                 kind: k[0],
                 old_state: k[1],
                 new_state: k[2],
-                _pad: [0; 3],
+                life_flags: 0,
+                _pad: [0; 2],
+                path: 0,
                 comm,
             }
         },

@@ -137,6 +137,13 @@ impl History {
         }
     }
 
+    /// Counts `n` sockets that spent `ns` in `state`, in the slot of `ts_ns`.
+    pub fn record_dwell(&mut self, ts_ns: u64, state: TcpState, ns: u64, n: u64) {
+        if let Some(slot) = self.slot_at(ts_ns) {
+            slot.record_dwell(state, ns, n);
+        }
+    }
+
     /// Counts an event read, in the slot of its time.
     pub fn count_event(&mut self, ts_ns: u64) {
         if let Some(slot) = self.slot_at(ts_ns) {

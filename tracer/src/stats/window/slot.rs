@@ -71,17 +71,22 @@ impl Slot {
 
     pub fn record(&mut self, step: &Step) {
         self.closes.record(step);
-        let dwells = &mut self.dwells[step.from.index()];
         match step.dwell_ns {
-            Some(ns) => {
-                let ns = ns.clamp(1, MAX_TRACKABLE_NS);
-                dwells.note(ns);
-                if dwells.buckets.add(bucket(ns, self.bits), 1) {
-                    self.fit();
-                }
+            Some(ns) => self.record_dwell(step.from, ns, 1),
+            None if step.note == Some(Note::StartNotSeen) => {
+                self.dwells[step.from.index()].start_not_seen += 1
             }
-            None if step.note == Some(Note::StartNotSeen) => dwells.start_not_seen += 1,
             None => {}
+        }
+    }
+
+    /// Counts `n` sockets that spent `ns` in `state`.
+    pub fn record_dwell(&mut self, state: TcpState, ns: u64, n: u64) {
+        let ns = ns.clamp(1, MAX_TRACKABLE_NS);
+        let dwells = &mut self.dwells[state.index()];
+        dwells.note(ns);
+        if dwells.buckets.add(bucket(ns, self.bits), n) {
+            self.fit();
         }
     }
 

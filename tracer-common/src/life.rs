@@ -1,0 +1,155 @@
+//! Kernel aggregation: a socket life followed in the kernel (a slot indexed by its cookie), its
+//! dwell times counted in per-CPU log-linear histograms, and one [`crate::kind::LIFE`] record
+//! when it ends (or hands over to its timewait socket) instead of a record per transition.
+
+/// [`crate::RawEvent::life_flags`] bits of a `LIFE` record.
+pub mod flags {
+    /// `tcp_receive_reset` on this socket during the life.
+    pub const RST_RECEIVED: u8 = 1;
+    /// `tcp_send_reset` on this socket during the life (an RST sent after its CLOSE comes as
+    /// its own event).
+    pub const RST_SENT: u8 = 2;
+    /// The life went through more states than [`PATH_STATES`]: the path holds the first ones,
+    /// the record's old -> new state the last.
+    pub const PATH_FULL: u8 = 4;
+}
+
+/// States a path holds: 4 bits each in a u64, the first state in the low bits.
+pub const PATH_STATES: u32 = 16;
+
+/// The `i`th state of a path (0 past its end).
+#[inline(always)]
+pub fn path_state(path: u64, i: u32) -> u8 {
+    if i >= PATH_STATES {
+        0
+    } else {
+        ((path >> (4 * i)) & 0xf) as u8
+    }
+}
+
+/// One socket life followed in the kernel: what the close rules and the owner need, and when
+/// it entered its current state. 72 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LifeSlot {
+    /// `bpf_get_socket_cookie`, never reused; 0: the slot is free.
+    pub cookie: u64,
+    /// Kernel address of the socket (the userspace model's key of a life).
+    pub sk: u64,
+    /// When the socket entered `state` (`bpf_ktime_get_boot_ns`).
+    pub since_ns: u64,
+    /// The states so far ([`path_state`]), `len` of them.
+    pub path: u64,
+    /// The owner, as of the last transition made inside its system call (connect, listen,
+    /// close, shutdown); 0 until then.
+    pub pid_tgid: u64,
+    pub cgroup_id: u64,
+    pub comm: [u8; 16],
+    pub state: u8,
+    /// The state before `state`: the life's last transition is `prev -> state`.
+    pub prev: u8,
+    pub len: u8,
+    /// [`flags`] bits.
+    pub flags: u8,
+    pub _pad: [u8; 4],
+}
+
+/// Buckets of one state's dwell-time histogram: exact below 256 ns, then 128 per power of
+/// two up to 2^52 ns (52 days; longer values count in the last bucket). A bucket is at most
+/// 1/128 of its value wide, so its midpoint is within 0.4 % of every value in it.
+pub const DWELL_BUCKETS: u32 = 256 + (52 - 8) * 128;
+/// Buckets per map entry (4 KiB: a per-CPU map value is at most 32 KiB).
+pub const DWELL_CHUNK: u32 = 512;
+/// Map entries per state.
+pub const DWELL_CHUNKS: u32 = DWELL_BUCKETS.div_ceil(DWELL_CHUNK);
+/// States with a histogram: every TCP state number from 1 (`ESTABLISHED`) to 12.
+pub const DWELL_STATES: u32 = 12;
+/// Entries of the `DWELL` map.
+pub const DWELL_ENTRIES: u32 = DWELL_STATES * DWELL_CHUNKS;
+
+/// The histogram bucket of a duration in nanoseconds.
+#[inline(always)]
+pub fn dwell_bucket(ns: u64) -> u32 {
+    if ns < 256 {
+        return ns as u32;
+    }
+    let ns = if ns >= 1 << 52 { (1 << 52) - 1 } else { ns };
+    let msb = 63 - ns.leading_zeros();
+    256 + (msb - 8) * 128 + ((ns >> (msb - 7)) & 127) as u32
+}
+
+/// The `DWELL` map entry and the index in it of `state`'s bucket `bucket` (state 1..=12).
+#[inline(always)]
+pub fn dwell_entry(state: u8, bucket: u32) -> (u32, u32) {
+    let s = (state as u32).wrapping_sub(1) % DWELL_STATES;
+    (
+        s * DWELL_CHUNKS + bucket / DWELL_CHUNK,
+        bucket % DWELL_CHUNK,
+    )
+}
+
+/// The value a bucket stands for: its midpoint (exact below 256 ns).
+pub fn dwell_bucket_value(bucket: u32) -> u64 {
+    if bucket < 256 {
+        return bucket as u64;
+    }
+    let i = bucket - 256;
+    let (msb, sub) = (8 + i / 128, (i % 128) as u64);
+    let width = 1u64 << (msb - 7);
+    ((128 + sub) << (msb - 7)) + width / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_value_within_half_a_percent() {
+        let mut v = 1u64;
+        while v < 1 << 52 {
+            for x in [v, v + v / 3, v * 2 - 1] {
+                let b = dwell_bucket(x);
+                assert!(b < DWELL_BUCKETS, "{x} -> {b}");
+                let mid = dwell_bucket_value(b);
+                let err = (mid as f64 - x as f64).abs() / x as f64;
+                assert!(err <= 0.004, "{x}: bucket {b} stands for {mid}");
+            }
+            v *= 2;
+        }
+        assert_eq!(dwell_bucket(u64::MAX), DWELL_BUCKETS - 1);
+    }
+
+    #[test]
+    fn buckets_grow_with_the_value() {
+        let mut last = 0;
+        for x in (0..40_000u64).chain((1..2000).map(|i| i * 1_000_003)) {
+            let b = dwell_bucket(x);
+            assert!(b >= last, "{x}");
+            last = b;
+        }
+    }
+
+    #[test]
+    fn entries_split_states_into_chunks() {
+        assert_eq!(dwell_entry(1, 0), (0, 0));
+        assert_eq!(dwell_entry(1, 513), (1, 1));
+        assert_eq!(dwell_entry(2, 0), (DWELL_CHUNKS, 0));
+        let (entry, _) = dwell_entry(12, DWELL_BUCKETS - 1);
+        assert_eq!(entry, DWELL_ENTRIES - 1);
+    }
+
+    #[test]
+    fn path_states_read_back() {
+        let path = 7 | (2 << 4) | (1 << 8);
+        assert_eq!(
+            [
+                path_state(path, 0),
+                path_state(path, 1),
+                path_state(path, 2)
+            ],
+            [7, 2, 1]
+        );
+        assert_eq!(path_state(path, 3), 0);
+        assert_eq!(path_state(u64::MAX, 16), 0);
+    }
+}

@@ -1,0 +1,277 @@
+//! Kernel aggregation ([`tracer_common::life`]): a socket whose life starts while the tracer
+//! runs gets a slot indexed by its cookie; its transitions add their dwell times to per-CPU
+//! histograms and extend the slot's path, and one LIFE record goes to userspace when it closes
+//! (or when its timewait socket takes over). Whatever does not fit (a socket from before the
+//! trace, a slot already taken, a state that does not follow) goes the per-transition way, so
+//! the userspace model still decides it and nothing is guessed.
+use aya_ebpf::{
+    Global,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated,
+    },
+    macros::{btf_tracepoint, map},
+    maps::{Array, PerCpuArray},
+    programs::BtfTracePointContext,
+};
+use tracer_common::{
+    kind,
+    life::{self, DWELL_CHUNK, LifeSlot, PATH_STATES},
+    tcp_state::{CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT},
+};
+
+use crate::{
+    emit::{DirectRead, ProbeRead, Seen, emit, kept, push, read, tuple, write_tuple},
+    log::outcome,
+    offset,
+};
+
+/// 1 when the loader chose kernel aggregation (and attached the program below).
+#[unsafe(no_mangle)]
+static AGGREGATE: Global<u32> = Global::new(0);
+
+/// Slots in [`LIVES`] minus one (a power of two minus one), written by the loader.
+#[unsafe(no_mangle)]
+static SLOT_MASK: Global<u32> = Global::new(0);
+
+/// Userspace maps the slots to count the sockets in each state without a syscall per slot.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// Lives followed in the kernel, by cookie. Sized by the loader.
+#[map]
+static LIVES: Array<LifeSlot> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// Dwell-time histograms, [`life::dwell_entry`] of (state, bucket). Sized by the loader.
+#[map]
+static DWELL: PerCpuArray<[u64; DWELL_CHUNK as usize]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: lives followed in the kernel, and life starts left to the per-transition path
+/// because their slot was taken.
+#[map]
+static LIFE_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+const FOLLOWED: u32 = 0;
+const SLOT_TAKEN: u32 = 1;
+
+#[inline(always)]
+pub fn enabled() -> bool {
+    AGGREGATE.load() != 0
+}
+
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn aggregate_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    let result = match crate::state::seen(&ctx) {
+        Ok(Some(seen)) => {
+            // SAFETY: the helper takes the tp_btf socket argument (a trusted BTF pointer);
+            // it allows tracing programs from Linux 5.12, where the loader falls back.
+            let cookie = unsafe { generated::bpf_get_socket_cookie(seen.sk as *mut _) };
+            change(seen, cookie)
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    outcome(&ctx, "aggregate inet_sock_set_state", result);
+    0
+}
+
+/// The slot of a cookie, whoever holds it.
+#[inline(always)]
+fn slot(cookie: u64) -> Option<&'static mut LifeSlot> {
+    let ptr = LIVES.get_ptr_mut(cookie as u32 & SLOT_MASK.load())?;
+    // SAFETY: a map value that lives as long as the map; a socket's transitions are
+    // serialised by its lock, and a slot is only written for the socket whose cookie it holds.
+    Some(unsafe { &mut *ptr })
+}
+
+/// Transitions that only happen inside a system call of the owning process, so the current
+/// task is the owner (the userspace model's rule).
+#[inline(always)]
+fn in_owner_context(old: u8, new: u8) -> bool {
+    matches!(
+        (old, new),
+        (CLOSE, SYN_SENT) | (CLOSE, LISTEN) | (ESTABLISHED, FIN_WAIT1) | (CLOSE_WAIT, LAST_ACK)
+    )
+}
+
+#[inline(always)]
+fn count(which: u32) {
+    if let Some(n) = LIFE_COUNTS.get_ptr_mut(which) {
+        // SAFETY: this CPU's counter.
+        unsafe { *n += 1 };
+    }
+}
+
+/// One state change of a full socket under aggregation.
+#[inline(always)]
+fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
+    let (old, new) = (seen.old_state, seen.new_state);
+    let Some(s) = slot(cookie) else {
+        return emit::<DirectRead>(seen);
+    };
+    if cookie == 0 || s.cookie != cookie {
+        let starts = (old == CLOSE && new == SYN_SENT) || (old == LISTEN && new == SYN_RECV);
+        if !starts {
+            return emit::<DirectRead>(seen);
+        }
+        if s.cookie != 0 {
+            count(SLOT_TAKEN);
+            return emit::<DirectRead>(seen);
+        }
+        if kept::<DirectRead>(&seen)?.is_none() {
+            return Ok(());
+        }
+        // SAFETY: helper without arguments.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        s.cookie = cookie;
+        s.sk = seen.sk as u64;
+        s.since_ns = now;
+        s.path = old as u64 | (new as u64) << 4;
+        s.len = 2;
+        s.prev = old;
+        s.state = new;
+        s.flags = 0;
+        s.pid_tgid = 0;
+        s.cgroup_id = 0;
+        if in_owner_context(old, new) {
+            take_owner(s);
+        } else {
+            s.comm = [0; 16];
+        }
+        count(FOLLOWED);
+        return Ok(());
+    }
+    if s.state != old {
+        // A transition that does not follow (cannot happen while every one is seen): hand
+        // the life so far to userspace and follow the rest one by one.
+        let flushed = flush(s, seen.sk, seen.family, seen.sport);
+        s.cookie = 0;
+        flushed?;
+        return emit::<DirectRead>(seen);
+    }
+    if old == new {
+        // shutdown() then close() reports FIN_WAIT1 -> FIN_WAIT1: not a change.
+        return Ok(());
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    record_dwell(old, now.saturating_sub(s.since_ns));
+    if (s.len as u32) < PATH_STATES {
+        s.path |= (new as u64 & 0xf) << (4 * (s.len as u32 & 15));
+        s.len += 1;
+    } else {
+        s.flags |= life::flags::PATH_FULL;
+    }
+    if in_owner_context(old, new) {
+        take_owner(s);
+    }
+    s.prev = old;
+    s.state = new;
+    s.since_ns = now;
+    if (old, new) == (CLOSE_WAIT, LAST_ACK) {
+        // The peer's FIN leaves now: on one host it turns the peer's FIN_WAIT2 timewait into
+        // TIME_WAIT, which the model times from this moment. The rest comes one by one.
+        s.cookie = 0;
+        return flush(s, seen.sk, seen.family, seen.sport);
+    }
+    if new != CLOSE {
+        return Ok(());
+    }
+    let t = tuple::<DirectRead>(&seen)?;
+    let record = Seen {
+        kind: kind::LIFE,
+        ..seen
+    };
+    s.cookie = 0;
+    push_life(s, &record, &t)
+}
+
+/// The current task becomes the life's owner.
+#[inline(always)]
+fn take_owner(s: &mut LifeSlot) {
+    s.pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: helpers; the comm one writes at most 16 bytes into the slot (zeroed on error).
+    unsafe {
+        s.cgroup_id = bpf_get_current_cgroup_id();
+        generated::bpf_get_current_comm((&raw mut s.comm).cast(), 16);
+    }
+}
+
+#[inline(always)]
+fn record_dwell(state: u8, ns: u64) {
+    let (entry, i) = life::dwell_entry(state, life::dwell_bucket(ns));
+    if let Some(chunk) = DWELL.get_ptr_mut(entry) {
+        // SAFETY: this CPU's chunk; the index is masked into it.
+        unsafe { (*chunk)[(i & (DWELL_CHUNK - 1)) as usize] += 1 };
+    }
+}
+
+/// One LIFE record for the slot's life, its last transition described by `record`.
+#[inline(always)]
+fn push_life(s: &LifeSlot, record: &Seen, t: &tracer_common::SockTuple) -> Result<(), i32> {
+    push(|ev| {
+        // SAFETY: `ev` is the reserved record, exclusively this program's until submitted.
+        unsafe {
+            write_tuple(ev, record, t);
+            (*ev).ts_ns = s.since_ns;
+            (*ev).sk = s.sk;
+            (*ev).pid_tgid = s.pid_tgid;
+            (*ev).cgroup_id = s.cgroup_id;
+            (*ev).life_flags = s.flags;
+            (*ev).path = s.path;
+            let (from, to) = (
+                (&raw const s.comm).cast::<u64>(),
+                (&raw mut (*ev).comm).cast::<u64>(),
+            );
+            to.write_unaligned(from.read_unaligned());
+            to.add(1).write_unaligned(from.add(1).read_unaligned());
+        }
+    })
+}
+
+/// Hands the life so far to userspace (its next transitions come one by one), reading its
+/// addresses from `at` (the socket, or its timewait socket: same tuple).
+#[inline(always)]
+fn flush(s: &LifeSlot, at: *const u8, family: u16, sport: u16) -> Result<(), i32> {
+    let record = Seen {
+        kind: kind::LIFE,
+        sk: at,
+        old_state: s.prev,
+        new_state: s.state,
+        family,
+        sport,
+    };
+    let t = tuple::<ProbeRead>(&record)?;
+    push_life(s, &record, &t)
+}
+
+/// A timewait socket starts: if its full socket's life is followed here, that life goes to
+/// userspace now, before the TIME_WAIT start, so the model knows who is closing.
+#[inline(always)]
+pub fn timewait_starts(tw: *const u8, family: u16, sport: u16) -> Result<(), i32> {
+    let cookie = read::<u64>(tw, offset!(skc_cookie))?;
+    let Some(s) = slot(cookie) else {
+        return Ok(());
+    };
+    if cookie == 0 || s.cookie != cookie {
+        return Ok(());
+    }
+    s.cookie = 0;
+    flush(s, tw, family, sport)
+}
+
+/// A reset on a socket whose life is followed here: noted in its slot (`true`), else the
+/// caller emits the event.
+#[inline(always)]
+pub fn reset(sk: *const u8, sent: bool) -> Result<bool, i32> {
+    let cookie = read::<u64>(sk, offset!(skc_cookie))?;
+    let Some(s) = slot(cookie) else {
+        return Ok(false);
+    };
+    if cookie == 0 || s.cookie != cookie {
+        return Ok(false);
+    }
+    s.flags |= if sent {
+        life::flags::RST_SENT
+    } else {
+        life::flags::RST_RECEIVED
+    };
+    Ok(true)
+}

@@ -1,0 +1,101 @@
+//! LIFE records (kernel aggregation) give the ends, roles and owners the same events give one
+//! by one, and no durations for their own socket.
+use tracer_common::life::flags;
+
+use super::*;
+
+fn path(states: &[TcpState]) -> LifePath {
+    let raw = states
+        .iter()
+        .enumerate()
+        .fold(0u64, |p, (i, s)| p | (s.index() as u64 + 1) << (4 * i));
+    LifePath::new(raw).unwrap()
+}
+
+fn life(ts: u64, sk: u64, t: Tuple, pid: u32, states: &[TcpState], life_flags: u8) -> Event {
+    let n = states.len();
+    let kind = EventKind::Life {
+        old: states[n - 2],
+        new: states[n - 1],
+        path: path(states),
+        flags: life_flags,
+    };
+    event(ts, sk, t, pid, kind)
+}
+
+/// The ends (kind, role, service, TIME_WAIT) and owners of `steps`.
+fn ends(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| s.end.map(|e| format!("{} p{} {e:?}", s.sk, s.owner.pid)))
+        .collect()
+}
+
+#[test]
+fn a_passive_close_ends_as_its_events_do() {
+    let t = tuple(80, T0);
+    let one_by_one = [
+        change(MS, 1, t, Listen, SynRecv),
+        change(2 * MS, 1, t, SynRecv, Established),
+        change(3 * MS, 1, t, Established, CloseWait),
+        change_by(4 * MS, 1, t, CloseWait, LastAck, 7),
+        change(5 * MS, 1, t, LastAck, Close),
+    ];
+    let states = [Listen, SynRecv, Established, CloseWait, LastAck, Close];
+    let (_, want) = run(&one_by_one);
+    let (_, got) = run(&[life(5 * MS, 1, t, 7, &states, 0)]);
+    assert_eq!(ends(&got), ends(&want));
+    assert_eq!(ends(&got).len(), 1);
+    assert!(
+        got.iter().all(|s| s.dwell_ns.is_none()),
+        "{:?}",
+        shown(&got)
+    );
+}
+
+#[test]
+fn resets_noted_in_the_life_decide_its_end() {
+    let t = tuple(T0, 80);
+    let states = [Close, SynSent, Established, Close];
+    let (_, got) = run(&[life(MS, 1, t, 9, &states, flags::RST_RECEIVED)]);
+    assert_eq!(
+        got.last().unwrap().end.unwrap().kind,
+        CloseKind::RstReceived
+    );
+    // An abort: its RST comes after the LIFE record, one by one.
+    let mut model = Model::new();
+    let held = model.apply(&life(MS, 2, t, 9, &states, 0));
+    assert!(held.iter().all(|s| s.end.is_none()), "{:?}", shown(&held));
+    let rst = event(MS + 10, 2, t, 0, EventKind::ResetSent);
+    let ended = model.apply(&rst);
+    assert_eq!(ended.len(), 1, "{:?}", shown(&ended));
+    assert_eq!(ended[0].end.unwrap().kind, CloseKind::RstSent);
+    assert_eq!(ended[0].dwell_ns, None, "counted by the kernel");
+}
+
+#[test]
+fn a_life_handed_to_its_timewait_goes_on_one_by_one() {
+    let t = tuple(T0, 80);
+    let states = [Close, SynSent, Established, FinWait1, FinWait2];
+    let mut model = Model::new();
+    let first = model.apply(&life(FW2, 1, t, 5, &states, 0));
+    assert!(
+        first
+            .iter()
+            .all(|s| s.dwell_ns.is_none() && s.end.is_none())
+    );
+    model.apply(&timer(HANDOVER, TW, t, Start, TimeWait));
+    let end = model.apply(&change(HANDOVER + 1, 1, t, FinWait2, Close));
+    let step = end.last().unwrap();
+    assert_eq!(
+        step.dwell_ns,
+        Some(HANDOVER + 1 - FW2),
+        "timed by the model"
+    );
+    let e = step.end.unwrap();
+    assert_eq!(
+        (e.kind, e.role, e.timewait),
+        (CloseKind::LocalFirst, Role::Client, true)
+    );
+    assert_eq!(step.owner.pid, 5);
+}

@@ -1,0 +1,165 @@
+//! Kernel aggregation ([`tracer_common::life`]): chosen at attach time where the kernel allows
+//! it (socket cookies in tracing programs, Linux 5.12+) and the command needs no line per
+//! transition; else every transition goes to userspace, as the stderr line says.
+//! `TRACER_KERNEL_AGGREGATION=auto|on|off` forces a choice (`on`: fail rather than fall back).
+use std::os::fd::{AsFd, AsRawFd};
+
+use anyhow::{Context, Result, bail};
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray},
+};
+use tracer_common::life::{DWELL_CHUNK, DWELL_CHUNKS, DWELL_ENTRIES, LifeSlot, dwell_bucket_value};
+
+use crate::model::TcpState;
+
+/// The environment variable that forces a choice.
+pub const ENV: &str = "TRACER_KERNEL_AGGREGATION";
+
+/// Slots for lives followed in the kernel (72 bytes each): a life that finds its slot taken
+/// goes the per-transition way.
+pub const SLOTS: u32 = 1 << 16;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    On,
+    Off,
+}
+
+impl Choice {
+    /// From [`ENV`]: unset or empty is `auto`; anything unknown is an error.
+    pub fn from_env() -> Result<Choice> {
+        match std::env::var(ENV) {
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "auto" => Ok(Choice::Auto),
+                "on" => Ok(Choice::On),
+                "off" => Ok(Choice::Off),
+                other => bail!("{ENV}={other:?} is not one of auto, on, off"),
+            },
+            Err(std::env::VarError::NotPresent) => Ok(Choice::Auto),
+            Err(e) => bail!("{ENV}: {e}"),
+        }
+    }
+}
+
+/// The maps of kernel aggregation, once attached.
+pub struct Lives {
+    /// The slots, mapped read-only: counting the sockets in each state reads memory, no
+    /// syscall per slot.
+    slots: memmap2::Mmap,
+    len: usize,
+    dwell: PerCpuArray<MapData, [u64; DWELL_CHUNK as usize]>,
+    counts: PerCpuArray<MapData, u64>,
+}
+
+impl Lives {
+    pub fn take(ebpf: &mut Ebpf, len: u32) -> Result<Lives> {
+        let slots = ebpf.map("LIVES").context("LIVES map missing")?;
+        let aya::maps::Map::Array(data) = slots else {
+            bail!("LIVES is not an array map");
+        };
+        let bytes = len as usize * size_of::<LifeSlot>();
+        // SAFETY: a read-only shared mapping of a BPF_F_MMAPABLE array of `len` LifeSlots
+        // that lives as long as this process holds the map; the kernel writes it meanwhile,
+        // so it is only read with volatile loads, slot by slot.
+        let slots = unsafe {
+            memmap2::MmapOptions::new()
+                .len(bytes)
+                .map(data.fd().as_fd().as_raw_fd())
+        }
+        .context("mapping the LIVES map")?;
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .with_context(|| format!("{name} map missing"))
+        };
+        Ok(Lives {
+            slots,
+            len: len as usize,
+            dwell: PerCpuArray::try_from(take(ebpf, "DWELL")?)?,
+            counts: PerCpuArray::try_from(take(ebpf, "LIFE_COUNTS")?)?,
+        })
+    }
+
+    /// Every bucket's count so far, summed over CPUs: entry `e`, bucket `i` at
+    /// `e * DWELL_CHUNK + i` ([`tracer_common::life::dwell_entry`]).
+    pub fn dwell(&self, out: &mut Vec<u64>) -> Result<()> {
+        out.clear();
+        out.resize((DWELL_ENTRIES * DWELL_CHUNK) as usize, 0);
+        for entry in 0..DWELL_ENTRIES {
+            let per_cpu = self
+                .dwell
+                .get(&entry, 0)
+                .context("reading the kernel's dwell-time histograms")?;
+            let at = (entry * DWELL_CHUNK) as usize;
+            let sums = &mut out[at..at + DWELL_CHUNK as usize];
+            for chunk in per_cpu.iter() {
+                for (sum, n) in sums.iter_mut().zip(chunk) {
+                    *sum = sum.wrapping_add(*n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every life followed now: its state and when it entered it.
+    pub fn open(&self) -> impl Iterator<Item = (TcpState, u64)> + '_ {
+        let base = self.slots.as_ptr().cast::<LifeSlot>();
+        (0..self.len).filter_map(move |i| {
+            // SAFETY: `i` is within the mapping; LifeSlot is plain data, every bit pattern valid.
+            let slot = unsafe { base.add(i).read_volatile() };
+            if slot.cookie == 0 {
+                return None;
+            }
+            Some((TcpState::from_kernel(slot.state)?, slot.since_ns))
+        })
+    }
+
+    /// Lives followed in the kernel so far, and life starts sent one by one because their
+    /// slot was taken.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let sum = |i: u32| -> Result<u64> {
+            let per_cpu = self
+                .counts
+                .get(&i, 0)
+                .context("reading the kernel's life counts")?;
+            Ok(per_cpu.iter().fold(0u64, |a, &n| a.saturating_add(n)))
+        };
+        Ok((sum(0)?, sum(1)?))
+    }
+}
+
+/// The state and duration of position `at` of [`Lives::dwell`]'s counts (`None` past the
+/// buckets in use, or for a state number the model does not know).
+pub fn bucket_at(at: usize) -> Option<(TcpState, u64)> {
+    let (entry, i) = (at as u32 / DWELL_CHUNK, at as u32 % DWELL_CHUNK);
+    let (state, chunk) = (entry / DWELL_CHUNKS, entry % DWELL_CHUNKS);
+    let bucket = chunk * DWELL_CHUNK + i;
+    if bucket >= tracer_common::life::DWELL_BUCKETS {
+        return None;
+    }
+    let state = TcpState::from_kernel(u8::try_from(state + 1).ok()?)?;
+    Some((state, dwell_bucket_value(bucket)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::life::{dwell_bucket, dwell_entry};
+
+    #[test]
+    fn positions_name_the_state_and_bucket_the_kernel_counted() {
+        for (state, ns) in [(1u8, 5u64), (2, 70_000), (6, 60_000_000_000), (10, 3)] {
+            let (entry, i) = dwell_entry(state, dwell_bucket(ns));
+            let at = (entry * DWELL_CHUNK + i) as usize;
+            let (named, value) = bucket_at(at).unwrap();
+            assert_eq!(named, TcpState::from_kernel(state).unwrap());
+            assert!(
+                (value as f64 - ns as f64).abs() <= ns as f64 * 0.004,
+                "{ns} -> {value}"
+            );
+        }
+        assert_eq!(bucket_at((DWELL_ENTRIES * DWELL_CHUNK) as usize), None);
+    }
+}
