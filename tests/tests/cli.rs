@@ -137,8 +137,9 @@ fn histogram_json_counts_finished_and_in_progress_sockets() {
     assert_eq!(v["state"], "ESTABLISHED");
     assert_eq!(v["count"], 8);
     for key in ["min_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns"] {
+        // Held 100 ms; kernel aggregation's buckets stand for their values within 0.4 %.
         let ms = v[key].as_u64().unwrap() / 1_000_000;
-        assert!((100..400).contains(&ms), "{key} = {ms} ms");
+        assert!((99..400).contains(&ms), "{key} = {ms} ms");
     }
     assert_eq!(v["in_progress"], 0);
     let (code, out) = stop(time_wait);

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     kind,
-    life::{self, DWELL_CHUNK, LifeSlot, PATH_STATES},
+    life::{self, DWELL_CHUNK, DWELL_ENTRIES, LifeSlot, PATH_STATES},
     tcp_state::{CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT},
 };
 
@@ -43,6 +43,12 @@ static LIVES: Array<LifeSlot> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 /// Dwell-time histograms, [`life::dwell_entry`] of (state, bucket). Sized by the loader.
 #[map]
 static DWELL: PerCpuArray<[u64; DWELL_CHUNK as usize]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per CPU: how many durations each [`DWELL`] entry counted, so userspace reads only the
+/// entries that changed.
+#[map]
+static DWELL_TOUCHED: PerCpuArray<[u64; DWELL_ENTRIES as usize]> =
+    PerCpuArray::with_max_entries(1, 0);
 
 /// Per CPU: lives followed in the kernel, and life starts left to the per-transition path
 /// because their slot was taken.
@@ -200,6 +206,15 @@ fn record_dwell(state: u8, ns: u64) {
     if let Some(chunk) = DWELL.get_ptr_mut(entry) {
         // SAFETY: this CPU's chunk; the index is masked into it.
         unsafe { (*chunk)[(i & (DWELL_CHUNK - 1)) as usize] += 1 };
+    }
+    if let Some(touched) = DWELL_TOUCHED.get_ptr_mut(0) {
+        // LLVM proves the entry in bounds and would drop the check the verifier needs: the
+        // volatile read hides what it knows.
+        let entry = unsafe { core::ptr::read_volatile(&entry) } as usize;
+        // SAFETY: this CPU's counters; `get_mut` checks the index.
+        if let Some(n) = unsafe { (*touched).get_mut(entry) } {
+            *n += 1;
+        }
     }
 }
 

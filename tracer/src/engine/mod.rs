@@ -100,9 +100,8 @@ pub struct Collector {
     /// read fails, rather than a silent 0.
     last_lost: std::cell::Cell<u64>,
     lost_warned: std::cell::Cell<bool>,
-    /// Kernel aggregation's bucket counts as last read, and the read buffer.
-    dwell_seen: Vec<u64>,
-    dwell_now: Vec<u64>,
+    /// Durations kernel aggregation counted, read but not yet handed on (reused).
+    dwell: Vec<(usize, u64)>,
 }
 
 impl Collector {
@@ -196,8 +195,7 @@ impl Collector {
             steps: Vec::with_capacity(16),
             last_lost: std::cell::Cell::new(0),
             lost_warned: std::cell::Cell::new(false),
-            dwell_seen: Vec::new(),
-            dwell_now: Vec::new(),
+            dwell: Vec::new(),
         }
     }
 
@@ -376,6 +374,7 @@ impl Collector {
                     self.raw = raw;
                     drain_live(&mut self.source, &mut self.raw);
                     self.process(sink)?;
+                    self.take_dwell(self.now_ns(), sink)?;
                     continue;
                 }
                 _ = ticker.tick() => {
@@ -428,28 +427,30 @@ impl Collector {
         self.take_dwell(now_ns, sink)
     }
 
+    /// Takes in the durations kernel aggregation counted since the last time (on every drain,
+    /// so a daemon's time slots get them within [`tracer_common::DRAIN_INTERVAL_MS`]).
     fn take_dwell(&mut self, now_ns: u64, sink: &mut dyn Sink) -> Result<()> {
         let Source::Live(Probe {
             lives: Some(lives), ..
-        }) = &self.source
+        }) = &mut self.source
         else {
             return Ok(());
         };
-        lives.dwell(&mut self.dwell_now)?;
-        self.dwell_seen.resize(self.dwell_now.len(), 0);
-        for (at, (now, seen)) in self.dwell_now.iter().zip(&mut self.dwell_seen).enumerate() {
-            let n = now.wrapping_sub(*seen);
-            if n == 0 {
-                continue;
-            }
-            *seen = *now;
+        let mut dwell = std::mem::take(&mut self.dwell);
+        lives.dwell_since(|at, n| dwell.push((at, n)))?;
+        let mut handed = Ok(());
+        for &(at, n) in &dwell {
             let Some((state, ns)) = crate::source::probe::aggregate::bucket_at(at) else {
                 continue;
             };
             self.stats.record_dwell(state, ns, n);
-            sink.dwell(now_ns, state, ns, n)?;
+            if handed.is_ok() {
+                handed = sink.dwell(now_ns, state, ns, n);
+            }
         }
-        Ok(())
+        dwell.clear();
+        self.dwell = dwell;
+        handed
     }
 }
 

@@ -14,8 +14,11 @@ pub const TCPSTATES: &str = "/usr/sbin/tcpstates";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contender {
     Untraced,
-    /// `tracer run --quiet`: every aggregate, the tables only, stdout to a file.
+    /// `tracer run --quiet`: every aggregate, the tables only, stdout to a file (kernel
+    /// aggregation where the kernel allows it).
     TracerQuiet,
+    /// The same with `TRACER_KERNEL_AGGREGATION=off`: every transition to userspace.
+    TracerPerTransition,
     /// `tracer run`: every aggregate and a line per transition, stdout to a file.
     TracerLines,
     /// libbpf-tools `tcpstates`, a line per transition to a file.
@@ -29,7 +32,8 @@ impl Contender {
     pub fn label(self) -> &'static str {
         match self {
             Contender::Untraced => "untraced",
-            Contender::TracerQuiet => "tracer run --quiet (aggregates)",
+            Contender::TracerQuiet => "tracer run --quiet (kernel aggregation)",
+            Contender::TracerPerTransition => "tracer run --quiet (per transition)",
             Contender::TracerLines => "tracer run (aggregates + a line per event)",
             Contender::Tcpstates => "libbpf-tools tcpstates",
             Contender::EmptyPrograms => "empty programs on the same hooks (floor)",
@@ -64,7 +68,10 @@ pub fn start(
     let mut command = match contender {
         Contender::Untraced => return Ok(None),
         Contender::Tcpstates => Command::new(TCPSTATES),
-        Contender::TracerQuiet | Contender::TracerLines | Contender::EmptyPrograms => {
+        Contender::TracerQuiet
+        | Contender::TracerPerTransition
+        | Contender::TracerLines
+        | Contender::EmptyPrograms => {
             let mut c = Command::new(tracer);
             c.args(["run", "--no-socket", "--interval", "10s"]);
             if contender != Contender::TracerLines {
@@ -72,6 +79,9 @@ pub fn start(
             }
             if contender == Contender::EmptyPrograms {
                 c.env("TRACER_EMPTY_PROGRAMS", "1");
+            }
+            if contender == Contender::TracerPerTransition {
+                c.env("TRACER_KERNEL_AGGREGATION", "off");
             }
             if let Some(bytes) = ring_bytes {
                 c.args(["--ring-bytes", &bytes.to_string()]);

@@ -114,3 +114,24 @@ pub fn print(label: &str, seconds: f64, costs: &[ProgramCost]) {
         );
     }
 }
+
+/// CPU per TCP state transition, kernel programs and the process together: the transitions
+/// are the state program's runs (bpftool shows names cut to 15 characters).
+pub fn per_transition(costs: &[ProgramCost], process_cpu_seconds: f64) {
+    let transitions: u64 = costs
+        .iter()
+        .filter(|c| c.name.contains("inet_sock") || c.name.starts_with("aggregate_inet"))
+        .map(|c| c.runs)
+        .sum();
+    if transitions == 0 {
+        println!("    no state transitions counted: no CPU per transition");
+        return;
+    }
+    let kernel_ns: u64 = costs.iter().map(|c| c.run_time_ns).sum();
+    let per = |ns: f64| ns / transitions as f64;
+    let (kernel, process) = (per(kernel_ns as f64), per(process_cpu_seconds * 1e9));
+    println!(
+        "    CPU per transition: {:.0} ns (kernel programs {kernel:.0} + the process {process:.0}), {transitions} transitions",
+        kernel + process
+    );
+}

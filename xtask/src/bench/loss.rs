@@ -37,7 +37,7 @@ pub fn kernel_costs(
         let before = kernel_cost::costs(&ids)?;
         churn::clients(server.addr, opts.threads, opts.closer, round);
         let after = kernel_cost::costs(&ids)?;
-        running.stop()?;
+        let usage = running.stop()?;
         let delta: Vec<_> = after
             .iter()
             .zip(&before)
@@ -48,6 +48,7 @@ pub fn kernel_costs(
             })
             .collect();
         kernel_cost::print(c.label(), round.as_secs_f64(), &delta);
+        kernel_cost::per_transition(&delta, usage.cpu_seconds);
     }
     Ok(())
 }

@@ -54,6 +54,7 @@ pub fn run(opts: &Options) -> Result<()> {
         Contender::Untraced,
         Contender::EmptyPrograms,
         Contender::TracerQuiet,
+        Contender::TracerPerTransition,
         Contender::TracerLines,
     ];
     if std::path::Path::new(TCPSTATES).exists() {
@@ -118,8 +119,8 @@ fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
         opts.threads, opts.threads, opts.closer, opts.rounds, opts.seconds
     );
     println!(
-        "{:<44} {:>10} {:>22} {:>10} {:>9} {:>7}",
-        "", "conn/s", "kept: median (range)", "CPU", "max RSS", "lost"
+        "{:<44} {:>10} {:>22} {:>10} {:>9} {:>7} {:>12}",
+        "", "conn/s", "kept: median (range)", "CPU", "max RSS", "lost", "records/conn"
     );
     for (c, s) in contenders.iter().zip(series) {
         let ratios: Vec<f64> = match *c {
@@ -143,8 +144,19 @@ fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
             _ => s.usage.iter().map(|u| u.lost).sum(),
         };
         let cpu = if *c == Contender::Untraced { 0.0 } else { cpu };
+        // Records that crossed to userspace per connection made (both ends are traced).
+        let connections: f64 = s.rates.iter().map(|r| r * opts.seconds as f64).sum();
+        let records = s
+            .usage
+            .iter()
+            .map(|u| u.received)
+            .sum::<Option<u64>>()
+            .filter(|_| connections > 0.0)
+            .map_or("-".to_string(), |n| {
+                format!("{:.2}", n as f64 / connections)
+            });
         println!(
-            "{:<44} {:>10.0} {:>8.1} % ({:.1}-{:.1}) {:>8.1} % {:>6} MiB {:>7}",
+            "{:<44} {:>10.0} {:>8.1} % ({:.1}-{:.1}) {:>8.1} % {:>6} MiB {:>7} {:>12}",
             c.label(),
             median(s.rates.clone()),
             100.0 * median(ratios.clone()),
@@ -153,6 +165,7 @@ fn report(opts: &Options, contenders: &[Contender], series: &[Series]) {
             100.0 * cpu,
             rss / 1024,
             lost.map_or("-".to_string(), |l| l.to_string()),
+            records,
         );
     }
     println!(

@@ -51,7 +51,11 @@ pub struct Lives {
     slots: memmap2::Mmap,
     len: usize,
     dwell: PerCpuArray<MapData, [u64; DWELL_CHUNK as usize]>,
+    touched: PerCpuArray<MapData, [u64; DWELL_ENTRIES as usize]>,
     counts: PerCpuArray<MapData, u64>,
+    /// The bucket counts and per-entry totals as last read (summed over CPUs).
+    seen: Vec<u64>,
+    touched_seen: Vec<u64>,
 }
 
 impl Lives {
@@ -78,25 +82,46 @@ impl Lives {
             slots,
             len: len as usize,
             dwell: PerCpuArray::try_from(take(ebpf, "DWELL")?)?,
+            touched: PerCpuArray::try_from(take(ebpf, "DWELL_TOUCHED")?)?,
             counts: PerCpuArray::try_from(take(ebpf, "LIFE_COUNTS")?)?,
+            seen: vec![0; (DWELL_ENTRIES * DWELL_CHUNK) as usize],
+            touched_seen: vec![0; DWELL_ENTRIES as usize],
         })
     }
 
-    /// Every bucket's count so far, summed over CPUs: entry `e`, bucket `i` at
-    /// `e * DWELL_CHUNK + i` ([`tracer_common::life::dwell_entry`]).
-    pub fn dwell(&self, out: &mut Vec<u64>) -> Result<()> {
-        out.clear();
-        out.resize((DWELL_ENTRIES * DWELL_CHUNK) as usize, 0);
-        for entry in 0..DWELL_ENTRIES {
+    /// The durations counted since the last call, as (position, how many) for [`bucket_at`]:
+    /// one read of the per-entry totals, then only the entries that changed.
+    pub fn dwell_since(&mut self, mut f: impl FnMut(usize, u64)) -> Result<()> {
+        let totals = self
+            .touched
+            .get(&0, 0)
+            .context("reading the kernel's dwell-time totals")?;
+        let mut sums = vec![0u64; DWELL_ENTRIES as usize];
+        for cpu in totals.iter() {
+            for (sum, n) in sums.iter_mut().zip(cpu) {
+                *sum = sum.wrapping_add(*n);
+            }
+        }
+        for (entry, (sum, seen)) in sums.iter().zip(&mut self.touched_seen).enumerate() {
+            if sum == seen {
+                continue;
+            }
+            *seen = *sum;
             let per_cpu = self
                 .dwell
-                .get(&entry, 0)
+                .get(&(entry as u32), 0)
                 .context("reading the kernel's dwell-time histograms")?;
-            let at = (entry * DWELL_CHUNK) as usize;
-            let sums = &mut out[at..at + DWELL_CHUNK as usize];
+            let at = entry * DWELL_CHUNK as usize;
+            let mut now = [0u64; DWELL_CHUNK as usize];
             for chunk in per_cpu.iter() {
-                for (sum, n) in sums.iter_mut().zip(chunk) {
-                    *sum = sum.wrapping_add(*n);
+                for (n, c) in now.iter_mut().zip(chunk) {
+                    *n = n.wrapping_add(*c);
+                }
+            }
+            for (i, (n, was)) in now.iter().zip(&mut self.seen[at..]).enumerate() {
+                if n != was {
+                    f(at + i, n.wrapping_sub(*was));
+                    *was = *n;
                 }
             }
         }
