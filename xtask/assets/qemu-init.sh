@@ -4,7 +4,9 @@
 # /modules.load lists the kernel's own modules copied in (inet_diag, tcp_diag and their
 # dependencies), dependencies first: with them tracer can take its sock_diag snapshot.
 # TIME_WAIT is traced twice over the same traffic (qemu-timewait.sh): with the path tracer
-# chooses itself (fentry expected on this kernel) and with the timer path forced.
+# chooses itself (fentry expected on this kernel) and with the timer path forced. `closes` and
+# `histogram` use kernel aggregation where the kernel allows it (5.12+); `closes` runs twice,
+# the second time with the timer path forced beside aggregation.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -25,13 +27,15 @@ tracer closes --json --duration 120 --port 8080 > /tmp/closes.json 2>/tmp/closes
 P1=$!
 tracer histogram --state established --json --duration 120 --port 8080 > /tmp/hist.json 2>/tmp/hist.err &
 P2=$!
+TRACER_TIMEWAIT_HOOKS=timer tracer closes --json --duration 120 --port 8080 > /tmp/closes-timer.json 2>/tmp/closes-timer.err &
+P5=$!
 TW="run --json --no-socket --duration 120 --port 8090 --port 8091"
 tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
 P3=$!
 TRACER_TIMEWAIT_HOOKS=timer tracer $TW > /tmp/tw-timer.json 2>/tmp/tw-timer.err &
 P4=$!
 n=0
-until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err \
+until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err && grep -q Ctrl-C /tmp/closes-timer.err \
     && grep -q Ctrl-C /tmp/tw-auto.err && grep -q Ctrl-C /tmp/tw-timer.err; do
     sleep 0.5; n=$((n+1)); [ $n -gt 120 ] && break
 done
@@ -39,10 +43,14 @@ i=0; while [ $i -lt 20 ]; do wget -q -O /dev/null http://127.0.0.1:8080/index.ht
 unshare -n sh /timewait.sh
 # The namespace's TIME_WAITs are purged by a kernel worker shortly after it exits.
 sleep 3
-kill -TERM $P1 $P2 $P3 $P4
+kill -TERM $P1 $P2 $P3 $P4 $P5
 wait
 echo "BEGIN-CLOSES"; cat /tmp/closes.json; echo "END-CLOSES"
+echo "BEGIN-CLOSES-TIMER"; cat /tmp/closes-timer.json; echo "END-CLOSES-TIMER"
 echo "BEGIN-HIST"; cat /tmp/hist.json; echo "END-HIST"
+echo "BEGIN-AGGREGATION"
+for f in closes hist closes-timer; do grep -h 'kernel aggregation' /tmp/$f.err | sed "s/^/$f: /"; done
+echo "END-AGGREGATION"
 echo "BEGIN-STATES"; cat /tmp/states.json; echo "END-STATES"
 # tracer says so on stderr when it could not take its snapshot.
 echo "BEGIN-SNAPSHOT-WARNINGS"
@@ -54,5 +62,5 @@ for p in auto timer; do
     grep -E '"to":"TIME_WAIT"|"note":"(expired|ended_early)"|"final":true' /tmp/tw-$p.json
     echo "END-TW-$p"
 done
-echo "STDERR:"; cat /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/tw-auto.err /tmp/tw-timer.err
+echo "STDERR:"; cat /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/closes-timer.err /tmp/tw-auto.err /tmp/tw-timer.err
 poweroff -f

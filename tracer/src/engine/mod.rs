@@ -1,15 +1,12 @@
 //! The loop every analysis subcommand shares: events -> model -> stats, with a periodic tick.
 //! The events come from a [`Source`]: the live ring buffer (until a duration, Ctrl-C or SIGTERM;
-//! nothing queued is dropped at exit) or a recording (as fast as it reads, on the recording's
-//! clock: [`replay`]). Everything time-dependent asks [`Collector::now_ns`], so both give the
+//! nothing queued is dropped at exit: [`live`]) or a recording (as fast as it reads, on the
+//! recording's clock: [`replay`]). Everything time-dependent asks [`Collector::now_ns`], so both give the
 //! same answers.
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc};
 
-use anyhow::{Context, Result};
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    sync::Notify,
-};
+use anyhow::Result;
+use tokio::sync::Notify;
 use tracer_common::{FilterConfig, RawEvent};
 
 use crate::{
@@ -22,6 +19,7 @@ use crate::{
     time::clock::{WallClock, boot_ns},
 };
 
+mod live;
 mod replay;
 
 /// The counts of the event stream, shown under every table so no loss is silent.
@@ -336,80 +334,6 @@ impl Collector {
         open
     }
 
-    /// Whether kernel aggregation runs (its steps carry no durations: [`Sink::dwell`] has them).
-    pub fn aggregated(&self) -> bool {
-        matches!(&self.source, Source::Live(Probe { lives: Some(_), .. }))
-    }
-
-    /// Runs until `duration`, Ctrl-C or SIGTERM (a replay: to the end of the recording, or its
-    /// first `duration`), ticking the sink every `tick`.
-    pub async fn run(
-        &mut self,
-        duration: Option<Duration>,
-        tick: Duration,
-        sink: &mut dyn Sink,
-    ) -> Result<Ended> {
-        if self.is_replay() {
-            return self.run_replay(duration, tick, sink);
-        }
-        let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-        let mut terminate =
-            signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let deadline = tokio::time::sleep(duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
-        tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-        let drain_every = Duration::from_millis(tracer_common::DRAIN_INTERVAL_MS);
-        let mut drain = tokio::time::interval(drain_every);
-        let queries = sink.queries();
-        let ended = loop {
-            let mut raw = std::mem::take(&mut self.raw);
-            tokio::select! {
-                read = read_live(&mut self.source, &mut raw) => {
-                    read?;
-                    self.raw = raw;
-                    self.process(sink)?;
-                    continue;
-                }
-                _ = drain.tick() => {
-                    self.raw = raw;
-                    drain_live(&mut self.source, &mut self.raw);
-                    self.process(sink)?;
-                    self.take_dwell(self.now_ns(), sink)?;
-                    continue;
-                }
-                _ = ticker.tick() => {
-                    self.raw = raw;
-                    self.settle(sink)?;
-                    sink.tick(self)?;
-                    continue;
-                }
-                _ = notified(queries.as_deref()) => {
-                    // Answers include every event the kernel reported before the query: the
-                    // rings' reorder horizon is waited out first.
-                    self.raw = raw;
-                    if let Source::Live(probe) = &self.source {
-                        tokio::time::sleep(probe.reorder_delay()).await;
-                    }
-                    drain_live(&mut self.source, &mut self.raw);
-                    self.process(sink)?;
-                    self.settle(sink)?;
-                    sink.answer(self)?;
-                    continue;
-                }
-                _ = &mut deadline => { self.raw = raw; break Ended::Duration }
-                _ = interrupt.recv() => { self.raw = raw; break Ended::Signal }
-                _ = terminate.recv() => { self.raw = raw; break Ended::Signal }
-            }
-        };
-        if let Source::Live(probe) = &mut self.source {
-            // Everything, also what the reorder horizon still held.
-            probe.drain_final(&mut self.raw);
-        }
-        self.process(sink)?;
-        self.settle(sink)?;
-        Ok(ended)
-    }
-
     /// Call once the results are out: the error that cut a replay short, if any (what came
     /// before it has been processed and reported by then).
     pub fn finish(&mut self) -> Result<()> {
@@ -417,60 +341,5 @@ impl Collector {
             Source::Replay(replay) => replay.take_error().map_or(Ok(()), Err),
             Source::Live(_) => Ok(()),
         }
-    }
-
-    /// Ends timewaits whose early end became certain with the passing of time, and takes in
-    /// the durations kernel aggregation counted since the last time.
-    fn settle(&mut self, sink: &mut dyn Sink) -> Result<()> {
-        let now_ns = self.now_ns();
-        self.steps_from(sink, |model, steps| model.finish_into(now_ns, steps))?;
-        self.take_dwell(now_ns, sink)
-    }
-
-    /// Takes in the durations kernel aggregation counted since the last time (on every drain,
-    /// so a daemon's time slots get them within [`tracer_common::DRAIN_INTERVAL_MS`]).
-    fn take_dwell(&mut self, now_ns: u64, sink: &mut dyn Sink) -> Result<()> {
-        let Source::Live(Probe {
-            lives: Some(lives), ..
-        }) = &mut self.source
-        else {
-            return Ok(());
-        };
-        let mut dwell = std::mem::take(&mut self.dwell);
-        lives.dwell_since(|at, n| dwell.push((at, n)))?;
-        let mut handed = Ok(());
-        for &(at, n) in &dwell {
-            let Some((state, ns)) = crate::source::probe::aggregate::bucket_at(at) else {
-                continue;
-            };
-            self.stats.record_dwell(state, ns, n);
-            if handed.is_ok() {
-                handed = sink.dwell(now_ns, state, ns, n);
-            }
-        }
-        dwell.clear();
-        self.dwell = dwell;
-        handed
-    }
-}
-
-/// Waits for ring-buffer events; a replay has none to wait for (it never gets here).
-async fn read_live(source: &mut Source, out: &mut Vec<RawEvent>) -> Result<()> {
-    match source {
-        Source::Live(probe) => probe.read(out).await,
-        Source::Replay(_) => std::future::pending().await,
-    }
-}
-
-async fn notified(queries: Option<&Notify>) {
-    match queries {
-        Some(queries) => queries.notified().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn drain_live(source: &mut Source, out: &mut Vec<RawEvent>) {
-    if let Source::Live(probe) = source {
-        probe.drain(out);
     }
 }

@@ -47,6 +47,8 @@ struct Outcome {
     seconds: u64,
     /// `fentry` or what the auto run chose instead.
     auto_path: String,
+    /// Whether kernel aggregation was expected (5.12+) rather than its fallback.
+    aggregation: bool,
     /// (check, passed)
     checks: Vec<(&'static str, bool)>,
     error: Option<String>,
@@ -107,6 +109,7 @@ pub fn run(
             package: String::new(),
             seconds: 0,
             auto_path: String::new(),
+            aggregation: false,
             checks: Vec::new(),
             error: None,
         };
@@ -192,10 +195,34 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         println!("{tag}: {}", failed.trim());
     }
 
-    let conns = Connections::parse(&out)?;
+    let conns = Connections::parse(&out, "CLOSES")?;
     let ok = conns.ok();
     println!("{tag} connections: {} -> {}", conns.describe(), verdict(ok));
     o.checks.push(("connections", ok));
+
+    let conns = Connections::parse(&out, "CLOSES-TIMER")?;
+    let ok = conns.ok();
+    println!(
+        "{tag} connections, timer path forced: {} -> {}",
+        conns.describe(),
+        verdict(ok)
+    );
+    o.checks.push(("connections timer", ok));
+
+    let aggregation = scenario::Aggregation::parse(&out)?;
+    let expected = scenario::aggregation_expected(&release);
+    o.aggregation = expected;
+    let ok = aggregation.ok(expected);
+    println!(
+        "{tag} kernel aggregation ({}): {} -> {}",
+        match expected {
+            true => "expected: 5.12+",
+            false => "fallback expected: before 5.12",
+        },
+        aggregation.describe(),
+        verdict(ok)
+    );
+    o.checks.push(("aggregation", ok));
 
     let snap = Snapshot::parse(&out)?;
     let ok = snap.ok();
@@ -241,9 +268,9 @@ fn summary(outcomes: &[Outcome], total: u64) {
     println!("qemu matrix ({total} s in all):");
     println!(
         "| kernel | package (version, suite) | TIME_WAIT path chosen | timer path forced \
-         | snapshot | result | time |"
+         | kernel aggregation | snapshot | result | time |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for o in outcomes {
         let check = |name: &str| match o.checks.iter().find(|c| c.0 == name) {
             Some(c) => verdict(c.1),
@@ -262,8 +289,13 @@ fn summary(outcomes: &[Outcome], total: u64) {
             Some(e) => format!("FAIL: {e}"),
             None => verdict(o.ok()).to_string(),
         };
+        let aggregation = match (check("aggregation"), o.aggregation) {
+            ("-", _) => "-".to_string(),
+            (v, true) => format!("on: {v}"),
+            (v, false) => format!("fallback: {v}"),
+        };
         println!(
-            "| {} | {} | {auto} | {} | {snapshot} | {result} | {} s |",
+            "| {} | {} | {auto} | {} | {aggregation} | {snapshot} | {result} | {} s |",
             o.label(),
             o.package,
             check("TIME_WAIT timer"),

@@ -107,9 +107,15 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn parse(out: &str) -> Result<Connections> {
-        let closes: serde_json::Value =
-            serde_json::from_str(between(out, "BEGIN-CLOSES", "END-CLOSES")?)?;
+    /// The `tracer closes` run of section `closes` (CLOSES, or CLOSES-TIMER: the timer path
+    /// forced) and the `tracer histogram` run.
+    pub fn parse(out: &str, closes: &str) -> Result<Connections> {
+        // BEGIN-CLOSES comes before BEGIN-CLOSES-TIMER, END-CLOSES before END-CLOSES-TIMER.
+        let closes: serde_json::Value = serde_json::from_str(between(
+            out,
+            &format!("BEGIN-{closes}"),
+            &format!("END-{closes}"),
+        )?)?;
         let hist: serde_json::Value =
             serde_json::from_str(between(out, "BEGIN-HIST", "END-HIST")?)?;
         let row = |role: &str| {
@@ -263,4 +269,54 @@ impl TimeWaits {
             self.path, self.starts, self.ended_early, self.expired, self.lost, TW_EXPECTED
         )
     }
+}
+
+/// Which data path each of `closes`, `histogram` and the timer-path `closes` said it used.
+pub struct Aggregation {
+    /// (run, its stderr line about kernel aggregation).
+    pub lines: Vec<(String, String)>,
+}
+
+impl Aggregation {
+    pub fn parse(out: &str) -> Result<Aggregation> {
+        let lines = between(out, "BEGIN-AGGREGATION", "END-AGGREGATION")?
+            .lines()
+            .filter_map(|l| l.trim().split_once(": "))
+            .map(|(run, line)| (run.to_string(), line.to_string()))
+            .collect();
+        Ok(Aggregation { lines })
+    }
+
+    /// Every run aggregated in the kernel (`expected`), or every run said why not.
+    pub fn ok(&self, expected: bool) -> bool {
+        let said = |want: &str| {
+            ["closes", "hist", "closes-timer"].iter().all(|run| {
+                self.lines
+                    .iter()
+                    .any(|(r, l)| r == run && l.starts_with(want))
+            })
+        };
+        match expected {
+            true => said("kernel aggregation: one record per connection"),
+            false => said("kernel aggregation unavailable"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let first = self
+            .lines
+            .first()
+            .map_or("nothing said", |(_, l)| l.as_str());
+        format!("{} runs said so; \"{first}\"", self.lines.len())
+    }
+}
+
+/// Whether a kernel release (`5.10.0-32-cloud-amd64`) lets tracing programs read socket
+/// cookies (5.12+): kernel aggregation is expected there.
+pub fn aggregation_expected(release: &str) -> bool {
+    let mut parts = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 12)
 }

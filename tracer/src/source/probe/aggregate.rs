@@ -16,9 +16,18 @@ use crate::model::TcpState;
 /// The environment variable that forces a choice.
 pub const ENV: &str = "TRACER_KERNEL_AGGREGATION";
 
-/// Slots for lives followed in the kernel (72 bytes each): a life that finds its slot taken
-/// goes the per-transition way.
-pub const SLOTS: u32 = 1 << 16;
+/// Slots for lives followed in the kernel (72 bytes each, 4.5 MiB), at most: a life that
+/// finds its slot taken goes the per-transition way.
+pub const MAX_SLOTS: u32 = 1 << 16;
+
+/// Slots for a `--max-sockets` cap: a power of two, at most [`MAX_SLOTS`] and at most the
+/// cap rounded up, so the cap bounds the kernel's table too.
+pub fn slots(max_sockets: usize) -> u32 {
+    let cap = u32::try_from(max_sockets).unwrap_or(u32::MAX).max(1);
+    cap.checked_next_power_of_two()
+        .unwrap_or(MAX_SLOTS)
+        .min(MAX_SLOTS)
+}
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +51,15 @@ impl Choice {
             Err(e) => bail!("{ENV}: {e}"),
         }
     }
+}
+
+/// Whether the aggregating state program was attached.
+pub enum Outcome {
+    /// The command needs every transition, or it was turned off, or an owner filter is set.
+    NotAsked,
+    Attached,
+    /// The kernel refused it (why): every transition goes to userspace.
+    Refused(String),
 }
 
 /// The maps of kernel aggregation, once attached.
@@ -172,6 +190,15 @@ pub fn bucket_at(at: usize) -> Option<(TcpState, u64)> {
 mod tests {
     use super::*;
     use tracer_common::life::{dwell_bucket, dwell_entry};
+
+    #[test]
+    fn slots_follow_the_socket_cap_up_to_their_maximum() {
+        assert_eq!(slots(4), 4);
+        assert_eq!(slots(5), 8);
+        assert_eq!(slots(0), 1);
+        assert_eq!(slots(1_000_000), MAX_SLOTS);
+        assert_eq!(slots(usize::MAX), MAX_SLOTS);
+    }
 
     #[test]
     fn positions_name_the_state_and_bucket_the_kernel_counted() {

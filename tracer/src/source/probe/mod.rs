@@ -70,34 +70,28 @@ fn tw_timer_handler() -> Option<u64> {
 }
 
 /// The reset programs, each attached to the tracepoint it is named after, and the state
-/// program: the aggregating one when `aggregate` and the kernel takes it (says why not on
-/// stderr, or fails with [`aggregate::Choice::On`]). True when aggregation runs.
+/// program: the aggregating one when `aggregate` and the kernel takes it (else the reason, to
+/// be said on stderr once everything is attached), or an error with [`aggregate::Choice::On`].
 fn attach_tracepoints(
     ebpf: &mut Ebpf,
     btf: &aya::Btf,
     aggregate: Option<aggregate::Choice>,
-) -> Result<bool> {
+) -> Result<aggregate::Outcome> {
     for name in TRACEPOINTS {
         attach_btf_tracepoint(ebpf, btf, name, name)?;
     }
-    if let Some(choice) = aggregate {
-        match attach_btf_tracepoint(ebpf, btf, AGGREGATE_STATE, STATE) {
-            Ok(()) => {
-                log::info!(
-                    "kernel aggregation: one record per connection, durations counted in the kernel"
-                );
-                return Ok(true);
-            }
+    let outcome = match aggregate {
+        None => aggregate::Outcome::NotAsked,
+        Some(choice) => match attach_btf_tracepoint(ebpf, btf, AGGREGATE_STATE, STATE) {
+            Ok(()) => return Ok(aggregate::Outcome::Attached),
             Err(e) if choice == aggregate::Choice::On => {
                 return Err(e.context(format!("{}=on", aggregate::ENV)));
             }
-            Err(e) => log::info!(
-                "kernel aggregation unavailable ({e:#}; it needs Linux 5.12+): every transition goes to userspace"
-            ),
-        }
-    }
+            Err(e) => aggregate::Outcome::Refused(format!("{e:#}")),
+        },
+    };
     attach_btf_tracepoint(ebpf, btf, STATE, STATE)?;
-    Ok(false)
+    Ok(outcome)
 }
 
 /// Program `name` of the loaded object.
@@ -137,10 +131,9 @@ impl Probe {
             && filter.owner_match == 0
             && !floor::requested())
         .then_some(aggregation);
-        let slots = if aggregate.is_some() {
-            aggregate::SLOTS
-        } else {
-            1
+        let slots = match aggregate {
+            Some(_) => aggregate::slots(crate::model::limits::configured_max_sockets()),
+            None => 1,
         };
         let btf_rs = btf_rs::Btf::from_file(privilege::VMLINUX_BTF)
             .map_err(|e| anyhow!("{e}"))
@@ -198,7 +191,7 @@ impl Probe {
                 "/tracer"
             )))
             .context("loading the eBPF programs")?;
-        let mut aggregated = false;
+        let mut aggregated = aggregate::Outcome::NotAsked;
         let path = if floor::requested() {
             floor::attach(&mut ebpf, &btf)?;
             timewait::Path::None(format!("{}=1", floor::ENV))
@@ -213,8 +206,19 @@ impl Probe {
         };
         let rings = rings::Rings::take(&mut ebpf, &layout)?;
         let lives = match aggregated {
-            true => Some(aggregate::Lives::take(&mut ebpf, slots)?),
-            false => None,
+            aggregate::Outcome::Attached => {
+                log::info!(
+                    "kernel aggregation: one record per connection, durations counted in the kernel"
+                );
+                Some(aggregate::Lives::take(&mut ebpf, slots)?)
+            }
+            aggregate::Outcome::Refused(why) => {
+                log::info!(
+                    "kernel aggregation unavailable ({why}; it needs Linux 5.12+): every transition goes to userspace"
+                );
+                None
+            }
+            aggregate::Outcome::NotAsked => None,
         };
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         let messages = aya_log::EbpfLogger::init(&mut ebpf)
