@@ -109,7 +109,7 @@ fn aggregating_in_the_kernel_gives_the_per_transition_answers() {
         aggregated
             .stderr
             .iter()
-            .any(|l| l.starts_with("kernel aggregation: one record per connection")),
+            .any(|l| l.starts_with("kernel aggregation: durations counted in the kernel")),
         "{:?}",
         aggregated.stderr
     );
@@ -175,8 +175,10 @@ fn aggregating_in_the_kernel_gives_the_per_transition_answers() {
         each["events"].as_u64().unwrap(),
     );
     eprintln!("records to userspace: {sent_agg} aggregated, {sent_each} per transition");
+    // A client's life crosses in one record (two more around its TIME_WAIT's start); a
+    // listener's child sends its handshake one by one, then one record (BENCHMARKS.md).
     assert!(
-        sent_agg * 2 < sent_each,
+        sent_agg * 10 < sent_each * 7,
         "{sent_agg} vs {sent_each} records"
     );
 }

@@ -12,6 +12,10 @@ pub mod flags {
     /// The life went through more states than [`PATH_STATES`]: the path holds the first ones,
     /// the record's old -> new state the last.
     pub const PATH_FULL: u8 = 4;
+    /// On a state change record: from this change on the kernel follows the socket's life,
+    /// whose next transitions come in a LIFE record. A listener's child is followed from
+    /// `SYN_RECV -> ESTABLISHED`: before it, some kernels (6.1, 6.12) still change its cookie.
+    pub const KERNEL_FOLLOWS: u8 = 8;
 }
 
 /// States a path holds: 4 bits each in a u64, the first state in the low bits.
@@ -51,7 +55,9 @@ pub struct LifeSlot {
     pub len: u8,
     /// [`flags`] bits.
     pub flags: u8,
-    pub _pad: [u8; 4],
+    /// Local and remote port (host order): a timewait socket, found by its cookie alone, must
+    /// also have these.
+    pub ports: [u16; 2],
 }
 
 /// Buckets of one state's dwell-time histogram: exact below 256 ns, then 128 per power of

@@ -1,5 +1,6 @@
 //! Kernel aggregation ([`tracer_common::life`]): a socket whose life starts while the tracer
-//! runs gets a slot indexed by its cookie; its transitions add their dwell times to per-CPU
+//! runs (a client at connect(), a listener's child at the end of its handshake) gets a slot
+//! indexed by its cookie; its transitions add their dwell times to per-CPU
 //! histograms and extend the slot's path, and one LIFE record goes to userspace when it closes
 //! (or when its timewait socket takes over). Whatever does not fit (a socket from before the
 //! trace, a slot already taken, a state that does not follow) goes the per-transition way, so
@@ -20,7 +21,7 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{DirectRead, ProbeRead, Seen, emit, kept, push, read, tuple, write_tuple},
+    emit::{DirectRead, ProbeRead, Seen, emit, emit_flagged, kept, push, read, tuple, write_tuple},
     log::outcome,
     offset,
 };
@@ -78,10 +79,12 @@ pub fn aggregate_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// The slot of a cookie, whoever holds it.
+/// The slot of a cookie, whoever holds it. Hashed: cookies come in per-CPU batches of 4096,
+/// and on some kernels (6.1, 6.12) many are multiples of 4096, which would share a few slots.
 #[inline(always)]
 fn slot(cookie: u64) -> Option<&'static mut LifeSlot> {
-    let ptr = LIVES.get_ptr_mut(cookie as u32 & SLOT_MASK.load())?;
+    let hash = (cookie.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
+    let ptr = LIVES.get_ptr_mut(hash & SLOT_MASK.load())?;
     // SAFETY: a map value that lives as long as the map; a socket's transitions are
     // serialised by its lock, and a slot is only written for the socket whose cookie it holds.
     Some(unsafe { &mut *ptr })
@@ -112,28 +115,39 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     let Some(s) = slot(cookie) else {
         return emit::<DirectRead>(seen);
     };
-    if cookie == 0 || s.cookie != cookie {
-        let starts = (old == CLOSE && new == SYN_SENT) || (old == LISTEN && new == SYN_RECV);
-        if !starts {
+    // The socket's address too: a cookie is meant to be unique, but a slot must never mix
+    // two sockets whatever a kernel does with cookies.
+    if cookie == 0 || s.cookie != cookie || s.sk != seen.sk as u64 {
+        // A client from connect() on; a listener's child from its handshake's end, once its
+        // cookie is final (6.1 and 6.12 copy the request socket's cookie into the child
+        // after `LISTEN -> SYN_RECV`): its handshake goes one by one, the change that ends
+        // it flagged.
+        let client = old == CLOSE && new == SYN_SENT;
+        let child = old == SYN_RECV && new == ESTABLISHED;
+        if !client && !child {
             return emit::<DirectRead>(seen);
         }
         if s.cookie != 0 {
             count(SLOT_TAKEN);
             return emit::<DirectRead>(seen);
         }
-        if kept::<DirectRead>(&seen)?.is_none() {
+        let Some(t) = kept::<DirectRead>(&seen)? else {
             return Ok(());
-        }
+        };
         // SAFETY: helper without arguments.
         let now = unsafe { bpf_ktime_get_boot_ns() };
         s.cookie = cookie;
         s.sk = seen.sk as u64;
         s.since_ns = now;
-        s.path = old as u64 | (new as u64) << 4;
-        s.len = 2;
+        // A child's path starts at ESTABLISHED: the model has its handshake one by one.
+        (s.path, s.len) = match client {
+            true => (old as u64 | (new as u64) << 4, 2),
+            false => (new as u64, 1),
+        };
         s.prev = old;
         s.state = new;
         s.flags = 0;
+        s.ports = [t.sport, t.dport];
         s.pid_tgid = 0;
         s.cgroup_id = 0;
         if in_owner_context(old, new) {
@@ -142,7 +156,10 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
             s.comm = [0; 16];
         }
         count(FOLLOWED);
-        return Ok(());
+        return match client {
+            true => Ok(()),
+            false => emit_flagged::<DirectRead>(seen, life::flags::KERNEL_FOLLOWS),
+        };
     }
     if s.state != old {
         // A transition that does not follow (cannot happen while every one is seen): hand
@@ -171,6 +188,8 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     s.prev = old;
     s.state = new;
     s.since_ns = now;
+    // connect() changes the state before it picks the local port: keep it current.
+    s.ports[0] = seen.sport;
     if (old, new) == (CLOSE_WAIT, LAST_ACK) {
         // The peer's FIN leaves now: on one host it turns the peer's FIN_WAIT2 timewait into
         // TIME_WAIT, which the model times from this moment. The rest comes one by one.
@@ -265,7 +284,8 @@ pub fn timewait_starts(tw: *const u8, family: u16, sport: u16) -> Result<(), i32
     let Some(s) = slot(cookie) else {
         return Ok(());
     };
-    if cookie == 0 || s.cookie != cookie {
+    let dport = u16::from_be(read::<u16>(tw, offset!(skc_dport))?);
+    if cookie == 0 || s.cookie != cookie || s.ports != [sport, dport] {
         return Ok(());
     }
     s.cookie = 0;
@@ -280,7 +300,7 @@ pub fn reset(sk: *const u8, sent: bool) -> Result<bool, i32> {
     let Some(s) = slot(cookie) else {
         return Ok(false);
     };
-    if cookie == 0 || s.cookie != cookie {
+    if cookie == 0 || s.cookie != cookie || s.sk != sk as u64 {
         return Ok(false);
     }
     s.flags |= if sent {

@@ -160,6 +160,12 @@ pub struct Seen {
 /// `sock_common` (full, timewait or request socket).
 #[inline(always)]
 pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
+    emit_flagged::<R>(seen, 0)
+}
+
+/// [`emit`] with [`tracer_common::life::flags`] set on the record.
+#[inline(always)]
+pub fn emit_flagged<R: Reader>(seen: Seen, life_flags: u8) -> Result<(), i32> {
     let Some(t) = kept::<R>(&seen)? else {
         return Ok(());
     };
@@ -175,7 +181,7 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
             (*ev).sk = seen.sk as u64;
             (*ev).pid_tgid = bpf_get_current_pid_tgid();
             (*ev).cgroup_id = bpf_get_current_cgroup_id();
-            (*ev).life_flags = 0;
+            (*ev).life_flags = life_flags;
             (*ev).path = 0;
             // The helper fills (or, on error, zeroes) the 16 bytes itself.
             generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);

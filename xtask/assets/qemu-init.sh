@@ -5,8 +5,9 @@
 # dependencies), dependencies first: with them tracer can take its sock_diag snapshot.
 # TIME_WAIT is traced twice over the same traffic (qemu-timewait.sh): with the path tracer
 # chooses itself (fentry expected on this kernel) and with the timer path forced. `closes` and
-# `histogram` use kernel aggregation where the kernel allows it (5.12+); `closes` runs twice,
-# the second time with the timer path forced beside aggregation.
+# `histogram` use kernel aggregation where the kernel allows it (5.12+); `closes` runs three
+# times: aggregating, aggregating with the timer path forced, and one transition at a time
+# (TRACER_KERNEL_AGGREGATION=off), which the first two must agree with row for row.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -29,6 +30,8 @@ tracer histogram --state established --json --duration 120 --port 8080 > /tmp/hi
 P2=$!
 TRACER_TIMEWAIT_HOOKS=timer tracer closes --json --duration 120 --port 8080 > /tmp/closes-timer.json 2>/tmp/closes-timer.err &
 P5=$!
+TRACER_KERNEL_AGGREGATION=off tracer closes --json --duration 120 --port 8080 > /tmp/closes-off.json 2>/tmp/closes-off.err &
+P6=$!
 TW="run --json --no-socket --duration 120 --port 8090 --port 8091"
 tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
 P3=$!
@@ -36,6 +39,7 @@ TRACER_TIMEWAIT_HOOKS=timer tracer $TW > /tmp/tw-timer.json 2>/tmp/tw-timer.err 
 P4=$!
 n=0
 until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err && grep -q Ctrl-C /tmp/closes-timer.err \
+    && grep -q Ctrl-C /tmp/closes-off.err \
     && grep -q Ctrl-C /tmp/tw-auto.err && grep -q Ctrl-C /tmp/tw-timer.err; do
     sleep 0.5; n=$((n+1)); [ $n -gt 120 ] && break
 done
@@ -43,11 +47,12 @@ i=0; while [ $i -lt 20 ]; do wget -q -O /dev/null http://127.0.0.1:8080/index.ht
 unshare -n sh /timewait.sh
 # The namespace's TIME_WAITs are purged by a kernel worker shortly after it exits.
 sleep 3
-kill -TERM $P1 $P2 $P3 $P4 $P5
+kill -TERM $P1 $P2 $P3 $P4 $P5 $P6
 wait
 echo "BEGIN-CLOSES"; cat /tmp/closes.json; echo "END-CLOSES"
 echo "BEGIN-CLOSES-TIMER"; cat /tmp/closes-timer.json; echo "END-CLOSES-TIMER"
 echo "BEGIN-HIST"; cat /tmp/hist.json; echo "END-HIST"
+echo "BEGIN-CLOSES-OFF"; cat /tmp/closes-off.json; echo "END-CLOSES-OFF"
 echo "BEGIN-AGGREGATION"
 for f in closes hist closes-timer; do grep -h 'kernel aggregation' /tmp/$f.err | sed "s/^/$f: /"; done
 echo "END-AGGREGATION"
@@ -62,5 +67,5 @@ for p in auto timer; do
     grep -E '"to":"TIME_WAIT"|"note":"(expired|ended_early)"|"final":true' /tmp/tw-$p.json
     echo "END-TW-$p"
 done
-echo "STDERR:"; cat /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/closes-timer.err /tmp/tw-auto.err /tmp/tw-timer.err
+echo "STDERR:"; cat /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/closes-timer.err /tmp/closes-off.err /tmp/tw-auto.err /tmp/tw-timer.err
 poweroff -f

@@ -230,6 +230,7 @@ impl Collector {
             self.undecodable += 1;
             return Ok(());
         };
+        log::trace!("{event:?}");
         self.steps_from(sink, |model, steps| model.apply_into(&event, steps))
     }
 

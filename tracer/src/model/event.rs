@@ -94,6 +94,12 @@ pub enum EventKind {
         old: TcpState,
         new: TcpState,
     },
+    /// A state change after which the kernel follows the socket's life (kernel aggregation):
+    /// its next transitions come in a [`EventKind::Life`].
+    Followed {
+        old: TcpState,
+        new: TcpState,
+    },
     /// The timer of a timewait socket; `substate` is TIME_WAIT or FIN_WAIT2.
     TimeWait {
         phase: TimerPhase,
@@ -198,6 +204,14 @@ impl TryFrom<&RawEvent> for Event {
             })
         };
         let kind = match raw.kind {
+            kind::STATE_CHANGE
+                if raw.life_flags & tracer_common::life::flags::KERNEL_FOLLOWS != 0 =>
+            {
+                EventKind::Followed {
+                    old: state(raw.old_state)?,
+                    new: state(raw.new_state)?,
+                }
+            }
             kind::STATE_CHANGE => EventKind::StateChange {
                 old: state(raw.old_state)?,
                 new: state(raw.new_state)?,

@@ -19,6 +19,8 @@ pub struct Life {
     pub first_close: Option<CloseKind>,
     pub rst_received: bool,
     pub rst_sent: bool,
+    /// Followed in the kernel now (kernel aggregation): counted from its slot there, not here.
+    pub in_kernel: bool,
 }
 
 pub fn is_closing(state: TcpState) -> bool {
@@ -33,6 +35,7 @@ const ROLE: Field = (4, 2);
 const FIRST_CLOSE: Field = (6, 4);
 const RST_RECEIVED: Field = (10, 1);
 const RST_SENT: Field = (11, 1);
+const IN_KERNEL: Field = (12, 1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LifeRow {
@@ -64,6 +67,7 @@ impl Life {
         bits.set_close_kind(FIRST_CLOSE, self.first_close);
         bits.set_flag(RST_RECEIVED, self.rst_received);
         bits.set_flag(RST_SENT, self.rst_sent);
+        bits.set_flag(IN_KERNEL, self.in_kernel);
         Keyed {
             sk: self.sk,
             netns: self.netns,
@@ -89,6 +93,7 @@ impl Life {
             first_close: bits.close_kind(FIRST_CLOSE),
             rst_received: bits.flag(RST_RECEIVED),
             rst_sent: bits.flag(RST_SENT),
+            in_kernel: bits.flag(IN_KERNEL),
         }
     }
 }

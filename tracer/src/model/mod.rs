@@ -258,6 +258,14 @@ impl Model {
             }
             EventKind::ResetSent => steps.extend(self.sockets.reset(ev, true)),
             EventKind::ResetReceived => steps.extend(self.sockets.reset(ev, false)),
+            EventKind::Followed { old, new } => {
+                let change = Event {
+                    kind: EventKind::StateChange { old, new },
+                    ..ev.clone()
+                };
+                self.apply_one(&change, unsure, steps);
+                self.sockets.followed_in_kernel(ev.sk);
+            }
             // Taken apart by apply_life into the events above.
             EventKind::Life { .. } => {}
         }

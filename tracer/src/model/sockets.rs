@@ -138,6 +138,8 @@ impl Sockets {
         };
         self.index_listener(ev, old, new, owners.key(life.owner));
         if new != TcpState::Close {
+            // Whatever changes it here is no longer in the kernel's hands.
+            life.in_kernel = false;
             life.state = new;
             life.entered_ns = ev.ts_ns;
             life.tuple = ev.tuple;
@@ -221,6 +223,7 @@ impl Sockets {
             first_close: None,
             rst_received: false,
             rst_sent: false,
+            in_kernel: false,
         };
         if new_life_role(old, new).is_none()
             && let Some(seed) = self.seeds.take(ev.netns, &ev.tuple)
@@ -250,6 +253,16 @@ impl Sockets {
             self.listeners.insert(key, owner);
         } else if old == TcpState::Listen && new == TcpState::Close {
             self.listeners.remove(key);
+        }
+    }
+
+    /// The kernel follows `sk`'s life from now on (kernel aggregation): it is no longer counted
+    /// among the sockets in progress here.
+    pub fn followed_in_kernel(&mut self, sk: u64) {
+        if let Some(row) = self.lives.get(sk) {
+            let mut life = Life::from_row(row);
+            life.in_kernel = true;
+            self.lives.put(life.row());
         }
     }
 
@@ -300,6 +313,7 @@ impl Sockets {
         self.lives
             .iter()
             .map(Life::from_row)
+            .filter(|l| !l.in_kernel)
             .map(move |l| InProgress {
                 state: l.state,
                 age_ns: now_ns.saturating_sub(l.entered_ns),
@@ -313,7 +327,11 @@ impl Sockets {
 
     /// What each socket in progress holds, without copying its owner out.
     pub fn held(&self) -> impl Iterator<Item = Held> + '_ {
-        let lives = self.lives.iter().map(Life::from_row);
+        let lives = self
+            .lives
+            .iter()
+            .map(Life::from_row)
+            .filter(|l| !l.in_kernel);
         lives
             .map(|l| Held {
                 state: l.state,
@@ -326,7 +344,11 @@ impl Sockets {
 
     /// (state, age, exact) of each socket in progress, without building an [`InProgress`].
     pub fn ages(&self, now_ns: u64) -> impl Iterator<Item = (TcpState, u64, bool)> + '_ {
-        let lives = self.lives.iter().map(Life::from_row);
+        let lives = self
+            .lives
+            .iter()
+            .map(Life::from_row)
+            .filter(|l| !l.in_kernel);
         lives
             .map(move |l| (l.state, now_ns.saturating_sub(l.entered_ns), true))
             .chain(self.seeds.ages(now_ns))

@@ -29,7 +29,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 pub use arch::Arch;
 pub use kernels::Series;
-use scenario::{Connections, Snapshot, TimeWaits};
+use scenario::{Connections, Snapshot, TimeWaits, between};
 
 fn sh(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -208,6 +208,23 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         verdict(ok)
     );
     o.checks.push(("connections timer", ok));
+
+    let each = scenario::close_rows(&out, "CLOSES-OFF")?;
+    for (section, what) in [("CLOSES", "chosen path"), ("CLOSES-TIMER", "timer path")] {
+        let ok = scenario::close_rows(&out, section)? == each;
+        println!(
+            "{tag} close rows, {what}, against one transition at a time: {} -> {}",
+            match ok {
+                true => "the same".to_string(),
+                false => format!(
+                    "they differ: {}",
+                    between(&out, &format!("BEGIN-{section}"), &format!("END-{section}"))?
+                ),
+            },
+            verdict(ok)
+        );
+        o.checks.push(("same close rows", ok));
+    }
 
     let aggregation = scenario::Aggregation::parse(&out)?;
     let expected = scenario::aggregation_expected(&release);

@@ -297,7 +297,7 @@ impl Aggregation {
             })
         };
         match expected {
-            true => said("kernel aggregation: one record per connection"),
+            true => said("kernel aggregation: durations counted in the kernel"),
             false => said("kernel aggregation unavailable"),
         }
     }
@@ -319,4 +319,32 @@ pub fn aggregation_expected(release: &str) -> bool {
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) >= (5, 12)
+}
+
+/// The close rows of section `closes` (CLOSES, CLOSES-TIMER or CLOSES-OFF), sorted, to
+/// compare the aggregating runs with the one that sent every transition. Without the row's
+/// named owner: every wget has one connection, and which of the tied owners a row names may
+/// differ between runs.
+pub fn close_rows(out: &str, closes: &str) -> Result<Vec<String>> {
+    let rows: serde_json::Value = serde_json::from_str(between(
+        out,
+        &format!("BEGIN-{closes}"),
+        &format!("END-{closes}"),
+    )?)?;
+    let mut rows: Vec<String> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(row) = r.as_object_mut() {
+                for owner in ["process", "pid", "cgroup_id", "unit", "container", "pod"] {
+                    row.remove(owner);
+                }
+            }
+            r.to_string()
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
 }

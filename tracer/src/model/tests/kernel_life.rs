@@ -99,3 +99,26 @@ fn a_life_handed_to_its_timewait_goes_on_one_by_one() {
     );
     assert_eq!(step.owner.pid, 5);
 }
+
+#[test]
+fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
+    let t = tuple(80, T0);
+    let mut model = Model::new();
+    model.apply(&change(MS, 1, t, Listen, SynRecv));
+    let followed = EventKind::Followed {
+        old: SynRecv,
+        new: Established,
+    };
+    let steps = model.apply(&event(2 * MS, 1, t, 0, followed));
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].dwell_ns, Some(MS), "its handshake is timed here");
+    assert_eq!(model.open_by_state(3 * MS)[Established.index()].count, 0);
+    // The peer closed, then the application: the life so far, one record.
+    let states = [Established, CloseWait, LastAck];
+    model.apply(&life(4 * MS, 1, t, 7, &states, 0));
+    assert_eq!(model.open_by_state(5 * MS)[LastAck.index()].count, 1);
+    let end = model.apply(&change(6 * MS, 1, t, LastAck, Close));
+    let e = end.last().unwrap().end.unwrap();
+    assert_eq!((e.kind, e.role), (CloseKind::PeerFirst, Role::Server));
+    assert_eq!(end.last().unwrap().owner.pid, 7);
+}

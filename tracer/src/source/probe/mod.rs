@@ -208,7 +208,7 @@ impl Probe {
         let lives = match aggregated {
             aggregate::Outcome::Attached => {
                 log::info!(
-                    "kernel aggregation: one record per connection, durations counted in the kernel"
+                    "kernel aggregation: durations counted in the kernel, a life record per connection"
                 );
                 Some(aggregate::Lives::take(&mut ebpf, slots)?)
             }
@@ -263,6 +263,15 @@ impl Probe {
     pub fn drain_final(&mut self, out: &mut Vec<RawEvent>) {
         self.rings.drain(out, true);
         self.print_messages();
+        if let Some(lives) = &self.lives {
+            match lives.counts() {
+                Ok((followed, taken)) => log::debug!(
+                    "kernel aggregation: {followed} lives followed in the kernel, {taken} sent one \
+                     by one because their slot was taken"
+                ),
+                Err(e) => log::debug!("{e:#}"),
+            }
+        }
     }
 
     /// Tells the kernel side's owner filter about a socket that predates the trace and whose
