@@ -1,5 +1,7 @@
 //! Per-state dwell-time histograms (hdrhistogram, nanoseconds, 3 significant digits).
 pub mod closes;
+pub mod forecast;
+pub mod turnover;
 pub mod window;
 
 use hdrhistogram::Histogram;

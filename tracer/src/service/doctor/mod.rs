@@ -6,6 +6,7 @@
 //! the rules run on synthetic inputs in the tests.
 pub mod counters;
 pub mod findings;
+pub mod forecasts;
 pub mod ports;
 pub mod report;
 pub mod sockets;
@@ -22,7 +23,10 @@ use findings::{Finding, Inputs, Period};
 use stuck::Stuck;
 use sysctl::Sysctls;
 
-use crate::{source::snapshot::Snapshot, stats::closes::CloseRow};
+use crate::{
+    source::snapshot::Snapshot,
+    stats::{closes::CloseRow, turnover::Turnover},
+};
 
 /// What was measured over `--duration`.
 pub struct Measured {
@@ -31,6 +35,8 @@ pub struct Measured {
     pub start: Counters,
     /// Connection ends per service seen by the live collector, every namespace.
     pub closes: Vec<CloseRow>,
+    /// Lifetimes and rates for the forecasts, every namespace.
+    pub turnover: Turnover,
     /// Events the collector received and lost.
     pub events: u64,
     pub lost: u64,
@@ -91,11 +97,16 @@ impl Report {
             snapshot: &snapshot,
             stuck: &stuck,
             stuck_threshold,
-            window: window_secs.map(|secs| Period {
-                secs,
-                deltas: &deltas,
-                closes: &closes,
-            }),
+            window: match (window_secs, &measured) {
+                (Some(secs), Some(m)) => Some(Period {
+                    secs,
+                    deltas: &deltas,
+                    closes: &closes,
+                    first: &m.first,
+                    turnover: &m.turnover,
+                }),
+                _ => None,
+            },
         };
         let findings = diagnose(&inputs);
         Report {
@@ -116,6 +127,8 @@ impl Report {
 pub fn diagnose(i: &Inputs) -> Vec<Finding> {
     let ports = ports::port_use(i);
     let mut all = findings::time_wait(i);
+    all.extend(forecasts::buckets(i));
+    all.extend(forecasts::ports(i, &ports));
     all.extend(ports::port_pressure(i, &ports));
     all.extend(ports::tw_reuse(i, &ports));
     all.extend(sockets::findings(i));
