@@ -195,7 +195,7 @@ pub fn ports(
     };
     // Without TIME_WAITs on this side, their lifetime does not matter.
     let hold = match (life, share, tw) {
-        (Some(l), Some(s), _) if s == 0.0 => Some(l),
+        (Some(l), Some(0.0), _) => Some(l),
         (Some(l), Some(s), Some(w)) => Some(l + s * w),
         _ => None,
     };

@@ -185,6 +185,15 @@ impl Turnover {
         }
     }
 
+    /// Everything measured so far, handed over: this one starts a new window, keeping only
+    /// the connections still awaiting their end (so lives longer than a window are measured).
+    pub fn next_window(&mut self) -> Turnover {
+        let pending = std::mem::take(&mut self.pending);
+        let done = std::mem::take(self);
+        self.pending = pending;
+        done
+    }
+
     /// One namespace's timewait turnover (`None`: nothing seen there).
     pub fn netns(&self, netns: u32) -> Option<&NetnsTurnover> {
         self.netns.get(&netns)

@@ -26,6 +26,8 @@ impl Rates {
 }
 
 const TOP_ROWS: usize = 8;
+/// Forecast lines shown: the worst ones.
+const FORECAST_ROWS: usize = 3;
 
 /// Sockets in TIME_WAIT and CLOSE_WAIT per (service, role, process), most first. Counted by
 /// owner id in the model's own tables; only the owners that are shown get named.
@@ -63,7 +65,13 @@ fn holders(model: &Model) -> Vec<((Service, Role, String), [u64; 2])> {
     rows
 }
 
-pub fn render(collector: &Collector, closes: &CloseStats, rates: &mut Rates) -> String {
+/// One screen; `runs_out` are the forecast lines (what runs out in how long), worst first.
+pub fn render(
+    collector: &Collector,
+    closes: &CloseStats,
+    rates: &mut Rates,
+    runs_out: &[String],
+) -> String {
     let now = crate::time::clock::boot_ns();
     let counters = collector.counters();
     let secs = (now.saturating_sub(rates.last_ns.max(collector.started_ns)) as f64 / 1e9).max(1e-3);
@@ -80,6 +88,14 @@ pub fn render(collector: &Collector, closes: &CloseStats, rates: &mut Rates) -> 
             n => format!(", not seen {n}"),
         },
     );
+    // Forecasts (at the measured rates and lifetimes): the worst first.
+    if runs_out.is_empty() {
+        out.push_str("forecast: no limit near\n");
+    }
+    for line in runs_out.iter().take(FORECAST_ROWS) {
+        out.push_str(&format!("forecast: {line}\n"));
+    }
+    out.push('\n');
     out.push_str(&format!(
         "{:<12} {:>9} {:>10} {:>11}\n",
         "STATE", "SOCKETS", "ENTERED/s", "OLDEST"

@@ -7,6 +7,7 @@
 pub mod counters;
 pub mod findings;
 pub mod forecasts;
+pub mod live;
 pub mod ports;
 pub mod report;
 pub mod sockets;

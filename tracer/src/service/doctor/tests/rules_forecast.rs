@@ -43,17 +43,7 @@ fn churn(t: &mut Turnover, n: u64, every_ns: u64, life_ns: u64, (tw_ends, tw_ns)
     for k in 0..n {
         let (at, port) = (k * every_ns, 40000 + k as u16);
         t.record(&step(k, at, port, (Close, SynSent)));
-        let mut end = step(k, at + life_ns, port, (FinWait2, Close));
-        end.end = Some(End {
-            kind: CloseKind::LocalFirst,
-            role: Role::Client,
-            service: Service {
-                addr: ip(DEST),
-                port: 5432,
-            },
-            timewait: true,
-        });
-        t.record(&end);
+        t.record(&closed_first(k, at + life_ns, port));
     }
     for k in 0..tw_ends {
         let mut end = step(1000 + k, k * every_ns, 41000 + k as u16, (TimeWait, Close));
@@ -61,6 +51,21 @@ fn churn(t: &mut Turnover, n: u64, every_ns: u64, life_ns: u64, (tw_ends, tw_ns)
         end.note = Some(Note::Expired);
         t.record(&end);
     }
+}
+
+/// The end of connection `sk` at `ts_ns`: this side closed first and keeps a TIME_WAIT.
+fn closed_first(sk: u64, ts_ns: u64, lport: u16) -> Step {
+    let mut end = step(sk, ts_ns, lport, (TcpState::FinWait2, TcpState::Close));
+    end.end = Some(End {
+        kind: CloseKind::LocalFirst,
+        role: Role::Client,
+        service: Service {
+            addr: ip(DEST),
+            port: 5432,
+        },
+        timewait: true,
+    });
+    end
 }
 
 /// `n` client sockets towards DEST:5432 from ports 40000.., all in TIME_WAIT.
@@ -213,4 +218,56 @@ fn the_timewait_table_overflow_is_forecast_from_the_measured_lifetime() {
         "{:?}",
         ids(&found)
     );
+}
+
+#[test]
+fn live_forecasts_give_the_same_findings_and_short_lines_for_top() {
+    use crate::service::doctor::live;
+    let sysctls = stock_with(&[(sysctl::PORT_RANGE, "40000 40099"), (sysctl::TW_REUSE, "0")]);
+    let mut t = Turnover::default();
+    churn(&mut t, 50, S / 5, S / 100, (30, 60 * S));
+    let (first, mut last) = (ports_in_use(30), ports_in_use(50));
+    last.taken_ns = first.taken_ns + 10 * S;
+    let f = live::forecast(&first, &last, &t, &sysctls);
+    assert_eq!(
+        (f.netns, f.measured_ns, f.window_secs),
+        (7, 11 * S, Some(10.0))
+    );
+    assert_eq!(ids(&f.findings), ["ports-forecast"]);
+    assert_eq!(
+        f.findings[0].evidence.get("runs_out_in_secs"),
+        Some(&json!(25.0))
+    );
+    assert_eq!(
+        f.lines(),
+        ["local ports to 10.0.0.5:5432 (app (300)): run out in 25.0s (need 300 of 100)"]
+    );
+    // Not enough data: said so, no number.
+    let mut t = Turnover::default();
+    churn(&mut t, 50, S / 5, S / 100, (5, 60 * S));
+    let f = live::forecast(&first, &last, &t, &sysctls);
+    assert_eq!(
+        f.lines(),
+        [
+            "TIME_WAIT buckets: not enough data yet",
+            "local ports to 10.0.0.5:5432 (app (300)): not enough data yet"
+        ]
+    );
+    // The window's next measurement starts afresh but keeps connections awaiting their end.
+    let mut t = Turnover::default();
+    churn(&mut t, 1, S, S, (0, 0));
+    t.record(&step(99, 0, 40999, (TcpState::Close, TcpState::SynSent)));
+    let done = t.next_window();
+    assert_eq!(done.destinations(7)[0].1.connects, 2);
+    assert!(t.destinations(7).is_empty());
+    let end = closed_first(99, 3 * S, 40999);
+    t.record(&step(
+        98,
+        2 * S,
+        40998,
+        (TcpState::Close, TcpState::SynSent),
+    ));
+    t.record(&end);
+    assert_eq!(t.destinations(7)[0].1.life.count, 1);
+    assert_eq!(t.destinations(7)[0].1.life.sum_ns, 3 * u128::from(S));
 }
