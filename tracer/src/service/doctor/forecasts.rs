@@ -230,7 +230,10 @@ fn port_finding(
         .with("pid", pid)
         .with("window_secs", f.count.secs)
         .with("connects_per_sec", rate)
-        .with("connection_life_secs", opt1(f.connection_life_secs))
+        .with(
+            "connection_life_secs",
+            json!(f.connection_life_secs.map(|s| (s * 1e3).round() / 1e3)),
+        )
         .with(
             "time_wait_share",
             json!(f.time_wait_share.map(|s| round1(s * 100.0) / 100.0)),
@@ -274,10 +277,13 @@ fn port_advice(f: &PortForecast) -> String {
          requested address\"). Assumes the connect rate stays as measured.",
     );
     if let Some(pool) = f.steady_with_pooling {
+        let pool = match pool.ceil() {
+            n if n <= 1.0 => "a single connection".to_string(),
+            n => format!("about {n:.0} connections"),
+        };
         advice.push_str(&format!(
-            " Pooling (keep-alive) would need about {:.0} connections: the connects/s times \
-             the {:.1}s each connection lives, no TIME_WAIT.",
-            pool.ceil(),
+            " Pooling (keep-alive) would need {pool}: the connects/s times the {:.3}s each \
+             connection lives, and no TIME_WAIT.",
             f.connection_life_secs.unwrap_or(0.0)
         ));
     }

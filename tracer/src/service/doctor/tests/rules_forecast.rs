@@ -96,7 +96,7 @@ fn a_destination_that_runs_out_of_local_ports_is_critical_with_its_time() {
     assert_eq!(e("destination"), json!("10.0.0.5:5432"));
     assert_eq!(e("process"), json!("app (300)"));
     assert_eq!(e("connects_per_sec"), json!(5.0));
-    assert_eq!(e("connection_life_secs"), json!(0.0));
+    assert_eq!(e("connection_life_secs"), json!(0.01));
     assert_eq!(e("time_wait_share"), json!(1.0));
     assert_eq!(e("time_wait_secs"), json!(60.0));
     assert_eq!(e("time_wait_measured_for"), json!("destination"));
