@@ -106,3 +106,100 @@ fn closes_names_the_unit_and_the_container_of_each_process() {
     drop((service, container, servers));
     drop(slice);
 }
+
+/// `tracer ARGS --json` to its end: its one JSON value.
+fn tracer_json(args: &[&str]) -> Value {
+    let out = std::process::Command::new(tracer_tests::tracer_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tracer");
+    assert!(out.status.success(), "tracer {args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("one JSON value")
+}
+
+#[test]
+fn states_and_doctor_name_the_unit_and_the_container_beside_the_process() {
+    let pid = std::process::id();
+    let slice = TestCgroup::create(&format!("trc-names2-{pid}.slice"));
+    let unit = format!("trc-held-{pid}.service");
+    let service = child(&slice, &unit);
+    let container = child(&slice, &format!("docker-{CONTAINER}.scope"));
+    let ip = run_ip(132, 0);
+    let (held_port, idle_port) = (free_port(&ip), free_port(&ip));
+    let (held_addr, idle_addr) = (format!("{ip}:{held_port}"), format!("{ip}:{idle_port}"));
+    // In the unit: a server that keeps the connection it accepts open for 20 s after the
+    // client closed it (one CLOSE_WAIT). In the container: a listener only.
+    let mut held = Churn::spawn(&[
+        "serve",
+        "--addr",
+        &held_addr,
+        "-n",
+        "1",
+        "--hold-ms",
+        "20000",
+        "--cgroup",
+        service.path_str(),
+        "--comm",
+        "trc-held",
+    ]);
+    let idle = Churn::spawn(&[
+        "serve",
+        "--addr",
+        &idle_addr,
+        "-n",
+        "1",
+        "--cgroup",
+        container.path_str(),
+        "--comm",
+        "trc-idle",
+    ]);
+    held.go();
+    drop(std::net::TcpStream::connect(&held_addr).expect("connect"));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let states = tracer_json(&["states", "--by", "process", "--json"]);
+    let row = |owner: u32| {
+        states["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"] == owner)
+            .unwrap_or_else(|| panic!("no row of {owner}: {states}"))
+            .clone()
+    };
+    let held_row = row(held.pid());
+    assert_eq!(held_row["unit"], unit.as_str(), "{held_row}");
+    assert!(held_row.get("container").is_none(), "{held_row}");
+    let idle_row = row(idle.pid());
+    assert_eq!(idle_row["container"], &CONTAINER[..12], "{idle_row}");
+    assert!(idle_row.get("unit").is_none(), "{idle_row}");
+
+    let doctor = tracer_json(&["doctor", "--json"]);
+    let close_wait = doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "close-wait" && f["evidence"]["pid"] == held.pid())
+        .unwrap_or_else(|| panic!("no close-wait finding of trc-held: {doctor}"));
+    assert_eq!(
+        close_wait["evidence"]["unit"],
+        unit.as_str(),
+        "{close_wait}"
+    );
+
+    // The text shows the unit beside the process too.
+    let text = std::process::Command::new(tracer_tests::tracer_bin())
+        .args(["states", "--by", "service"])
+        .output()
+        .expect("tracer states");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("trc-held ({}) {unit}", held.pid()))),
+        "{text}"
+    );
+    drop((held, idle));
+    drop((service, container));
+    drop(slice);
+}

@@ -11,8 +11,8 @@ use crate::engine::{Collector, Sink};
 use crate::{
     commands::options::DoctorArgs,
     model::Step,
-    service::doctor::{Measured, Report, counters::Counters, report, sysctl::Sysctls},
-    source::snapshot,
+    service::doctor::{self, Measured, Report, counters::Counters, report, sysctl::Sysctls},
+    source::{cgroups::names_of_pid, snapshot},
     stats::{
         closes::{CloseStats, GroupBy},
         turnover::Turnover,
@@ -77,7 +77,8 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
             (Some(measured), last, end)
         }
     };
-    let report = Report::build(sysctls, end, last, measured, args.stuck);
+    let mut report = Report::build(sysctls, end, last, measured, args.stuck);
+    doctor::name_processes(&mut report.findings, names_of_pid);
     let clock = WallClock::now();
     let out = if args.json {
         format!("{}\n", report::json(&report, &clock))

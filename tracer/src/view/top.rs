@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use crate::{
     engine::Collector,
     model::{Model, OPEN_STATES, OwnerId, Role, Service, Step, TcpState},
+    source::cgroups::names_of_pid,
     stats::closes::{CloseStats, GroupBy},
     time::duration::human,
     view::closes::explain,
@@ -62,6 +63,18 @@ fn holders(model: &Model) -> Vec<((Service, Role, String), [u64; 2])> {
             .then(a.0.cmp(&b.0))
     });
     rows.truncate(TOP_ROWS);
+    // The unit, container or pod beside each process shown (read only for those).
+    for ((_, _, process), _) in &mut rows {
+        let pid = process
+            .rsplit_once(" (")
+            .and_then(|(_, p)| p.trim_end_matches(')').parse().ok())
+            .unwrap_or(0);
+        let label = names_of_pid(pid).label();
+        if !label.is_empty() {
+            process.push(' ');
+            process.push_str(&label);
+        }
+    }
     rows
 }
 

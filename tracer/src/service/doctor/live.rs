@@ -14,7 +14,10 @@ use super::{
 };
 use crate::{
     model::Step,
-    source::snapshot::{self, Snapshot},
+    source::{
+        cgroups::names_of_pid,
+        snapshot::{self, Snapshot},
+    },
     stats::turnover::Turnover,
 };
 
@@ -90,6 +93,7 @@ impl LiveForecasts {
             &turnover,
             &Sysctls::read(Path::new("/proc/sys")),
         );
+        super::name_processes(&mut self.latest.findings, names_of_pid);
         self.first = Some(last);
         true
     }
@@ -149,9 +153,11 @@ impl Forecasts {
                     ),
                     "ports-forecast" => (
                         format!(
-                            "local ports to {} ({})",
+                            "local ports to {} ({}{}{})",
                             text("destination").unwrap_or("-"),
-                            text("process").unwrap_or("-")
+                            text("process").unwrap_or("-"),
+                            text("unit").map_or(String::new(), |u| format!(" {u}")),
+                            text("container").map_or(String::new(), |c| format!(" container {c}")),
                         ),
                         e("steady_ports"),
                         e("range_size"),

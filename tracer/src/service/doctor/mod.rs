@@ -25,6 +25,7 @@ use stuck::Stuck;
 use sysctl::Sysctls;
 
 use crate::{
+    model::cgroup_names::CgroupNames,
     source::snapshot::Snapshot,
     stats::{closes::CloseRow, turnover::Turnover},
 };
@@ -121,6 +122,26 @@ impl Report {
             stuck_threshold,
             findings,
         }
+    }
+}
+
+/// Adds the systemd unit, container and pod of each finding's process (its `pid` evidence),
+/// as `names(pid)` reads them, right after its `process`: the names operators use.
+pub fn name_processes(findings: &mut [Finding], mut names: impl FnMut(u32) -> CgroupNames) {
+    for f in findings {
+        let Some(pid) = f.evidence.get("pid").and_then(serde_json::Value::as_u64) else {
+            continue;
+        };
+        let Ok(serde_json::Value::Object(found)) = serde_json::to_value(names(pid as u32)) else {
+            continue;
+        };
+        let e = &mut f.evidence.0;
+        let at = e
+            .iter()
+            .position(|(k, _)| k == "process")
+            .map_or(e.len(), |i| i + 1);
+        let named: Vec<(String, serde_json::Value)> = found.into_iter().collect();
+        e.splice(at..at, named);
     }
 }
 

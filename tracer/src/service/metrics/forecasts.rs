@@ -5,9 +5,9 @@
 //!
 //! | metric                                   | labels                             |
 //! |------------------------------------------|------------------------------------|
-//! | `tracer_forecast_steady_need`            | `limit`, `destination`, `process`  |
-//! | `tracer_forecast_limit`                  | `limit`, `destination`, `process`  |
-//! | `tracer_forecast_runs_out_in_seconds`    | `limit`, `destination`, `process`  |
+//! | `tracer_forecast_steady_need`            | `limit`, `destination`, `process`, `unit`, `container` |
+//! | `tracer_forecast_limit`                  | the same                           |
+//! | `tracer_forecast_runs_out_in_seconds`    | the same                           |
 //!
 //! `limit` is `timewait_buckets` (no destination) or `local_ports`; the last one exists only
 //! for a forecast that runs out (0 when the limit is reached now).
@@ -29,6 +29,9 @@ struct ForecastLabels {
     limit: &'static str,
     destination: String,
     process: String,
+    /// The process's systemd unit and container, when known.
+    unit: String,
+    container: String,
 }
 
 #[derive(Debug, Default)]
@@ -82,20 +85,22 @@ impl ForecastMetrics {
                 "ports-forecast" => ("local_ports", "steady_ports", "range_size"),
                 _ => continue,
             };
-            let labels = ForecastLabels {
-                limit,
-                destination: f
-                    .evidence
-                    .get("destination")
+            let text = |key: &str| {
+                f.evidence
+                    .get(key)
                     .and_then(Value::as_str)
                     .unwrap_or_default()
-                    .to_string(),
+                    .to_string()
+            };
+            let labels = ForecastLabels {
+                limit,
+                destination: text("destination"),
+                unit: text("unit"),
+                container: text("container"),
                 // The command name only: a pid would make a new series per restart.
-                process: f
-                    .evidence
-                    .get("process")
-                    .and_then(Value::as_str)
-                    .map(|p| p.split(" (").next().unwrap_or(p))
+                process: text("process")
+                    .split(" (")
+                    .next()
                     .unwrap_or_default()
                     .to_string(),
             };

@@ -323,6 +323,7 @@ fn forecasts_become_bounded_gauges_replaced_on_each_renewal() {
         Evidence::default()
             .with("destination", "10.0.0.5:5432")
             .with("process", "app (300)")
+            .with("unit", "app.service")
             .with("steady_ports", 430.0)
             .with("range_size", 300)
             .with("runs_out_in_secs", 14.3),
@@ -338,7 +339,7 @@ fn forecasts_become_bounded_gauges_replaced_on_each_renewal() {
         findings: vec![ports, unsure],
         ..Forecasts::default()
     };
-    let labels = r#"{limit="local_ports",destination="10.0.0.5:5432",process="app"}"#;
+    let labels = r#"{limit="local_ports",destination="10.0.0.5:5432",process="app",unit="app.service",container=""}"#;
     let text = exposition(|m| m.refresh_forecasts(&forecasts));
     assert_eq!(
         value(&text, &format!("tracer_forecast_steady_need{labels}")),
@@ -356,7 +357,7 @@ fn forecasts_become_bounded_gauges_replaced_on_each_renewal() {
         14.3
     );
     // Not enough data: the limit, but no need and no time made up.
-    let tw = r#"{limit="timewait_buckets",destination="",process=""}"#;
+    let tw = r#"{limit="timewait_buckets",destination="",process="",unit="",container=""}"#;
     assert_eq!(value(&text, &format!("tracer_forecast_limit{tw}")), 300.0);
     assert!(
         !text.contains(&format!("tracer_forecast_steady_need{tw}")),

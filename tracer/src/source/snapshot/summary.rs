@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Age, SnapSocket, Snapshot};
-use crate::model::{Role, Service, TcpState};
+use crate::model::{Role, Service, TcpState, cgroup_names::CgroupNames};
 
 /// What the rows of `tracer states` group by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -66,15 +66,22 @@ pub struct Row {
     /// Distinct processes holding the row's sockets.
     pub processes: usize,
     pub states: StateCounts,
+    /// The systemd unit, container and pod of that process (filled in where it can be read).
+    pub names: CgroupNames,
 }
 
 impl Row {
-    /// `nginx (4242)`, `nginx (4242) +3` when others hold some too, or `-`.
+    /// `nginx (4242)`, `nginx (4242) +3` when others hold some too, or `-`; then its unit,
+    /// container or pod when known (`nginx (4242) nginx.service`).
     pub fn process(&self) -> String {
-        match (self.pid, self.processes) {
+        let process = match (self.pid, self.processes) {
             (0, _) => "-".into(),
             (pid, 0 | 1) => format!("{} ({pid})", self.comm),
             (pid, n) => format!("{} ({pid}) +{}", self.comm, n - 1),
+        };
+        match self.names.label() {
+            label if label.is_empty() => process,
+            label => format!("{process} {label}"),
         }
     }
 }
@@ -233,5 +240,6 @@ fn row(key: Key, group: Group) -> Row {
         comm,
         processes,
         states: group.states,
+        names: CgroupNames::default(),
     }
 }

@@ -271,3 +271,30 @@ fn live_forecasts_give_the_same_findings_and_short_lines_for_top() {
     assert_eq!(t.destinations(7)[0].1.life.count, 1);
     assert_eq!(t.destinations(7)[0].1.life.sum_ns, 3 * u128::from(S));
 }
+
+#[test]
+fn findings_name_the_unit_and_container_of_their_process() {
+    use crate::{model::cgroup_names::names_of, service::doctor::name_processes};
+    let sysctls = stock_with(&[(sysctl::PORT_RANGE, "40000 40099")]);
+    let mut t = Turnover::default();
+    churn(&mut t, 50, S / 5, S / 100, (30, 60 * S));
+    let mut found = forecast(&sysctls, &t, 30, 50);
+    name_processes(&mut found, |pid| {
+        assert_eq!(pid, 300);
+        names_of("/system.slice/app.service")
+    });
+    let f = only(&found, "ports-forecast");
+    let keys: Vec<&str> = f.evidence.0.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys[..4], ["destination", "process", "unit", "pid"]);
+    assert_eq!(f.evidence.get("unit"), Some(&json!("app.service")));
+    assert_eq!(f.evidence.get("container"), None);
+    let lines = crate::service::doctor::live::Forecasts {
+        findings: found.clone(),
+        ..Default::default()
+    }
+    .lines();
+    assert!(
+        lines[0].starts_with("local ports to 10.0.0.5:5432 (app (300) app.service)"),
+        "{lines:?}"
+    );
+}
