@@ -49,18 +49,23 @@ fn closes_names_the_unit_and_the_container_of_each_process() {
     let port = free_port(&ip);
     let addr = format!("{ip}:{port}");
     let p = port.to_string();
-    let tracer = Running::start(&[
-        "closes",
-        "--by",
-        "process",
-        "--json",
-        "--duration",
-        "60",
-        "--port",
-        &p,
-        "--addr",
-        &ip,
-    ]);
+    let grouped = |by: &str| {
+        Running::start(&[
+            "closes",
+            "--by",
+            by,
+            "--json",
+            "--duration",
+            "60",
+            "--port",
+            &p,
+            "--addr",
+            &ip,
+        ])
+    };
+    let tracer = grouped("process");
+    // The same ends per unit and per container.
+    let (by_unit, by_container) = (grouped("unit"), grouped("container"));
     let n = (2 * CONNECTIONS).to_string();
     let mut server = Churn::spawn(&[
         "serve",
@@ -103,6 +108,31 @@ fn closes_names_the_unit_and_the_container_of_each_process() {
         .find(|r| r["role"] == "server")
         .expect("a server row");
     assert!(server_row.get("unit").is_none() && server_row.get("container").is_none());
+    for (tracer, by, name, process) in [
+        (by_unit, "unit", unit.clone(), "trc-web"),
+        (
+            by_container,
+            "container",
+            CONTAINER[..12].to_string(),
+            "trc-boxed",
+        ),
+    ] {
+        let (code, out) = stop(tracer);
+        assert_eq!(code, 0);
+        let rows: Vec<Value> = serde_json::from_str(out.trim()).expect("a JSON array");
+        let row = rows
+            .iter()
+            .find(|r| r["service"] == name.as_str() && r["role"] == "client")
+            .unwrap_or_else(|| panic!("no {by} row {name}: {rows:?}"));
+        assert_eq!(row["ended"], CONNECTIONS as u64, "{row}");
+        assert!(
+            row["process"].as_str().unwrap().starts_with(process),
+            "{row}"
+        );
+        // The other clients and the servers have none: one `-` row per role.
+        let none = rows.iter().filter(|r| r["service"] == "-").count();
+        assert_eq!(none, 2, "{rows:?}");
+    }
     drop((service, container, servers));
     drop(slice);
 }

@@ -4,6 +4,9 @@ pub mod forecast;
 pub mod turnover;
 pub mod window;
 
+#[cfg(test)]
+mod tests;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 

@@ -163,7 +163,8 @@ pub struct ClosesArgs {
     /// collect until Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// One row per service (address:port and role) or per process.
+    /// One row per service (address:port and role), per process, per systemd unit or per
+    /// container (of the process, from its cgroup; `-` for processes without one).
     #[arg(long, value_enum, default_value = "service")]
     pub by: GroupBy,
     /// Print a JSON array of rows instead of the table.

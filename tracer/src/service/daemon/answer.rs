@@ -16,7 +16,7 @@ use crate::{
     source::cgroups::CgroupNamer,
     stats::{
         StateStats,
-        closes::CloseStats,
+        closes::{CloseStats, regroup},
         window::{COARSE_FACTOR, COARSE_SLOTS, History, sparse::FULL_BITS},
     },
     view::histogram::HistogramJson,
@@ -143,7 +143,7 @@ fn answer(
             if let Ok(mut names) = context.names.lock() {
                 names.name_rows(&mut rows);
             }
-            serde_json::to_value(rows)
+            serde_json::to_value(regroup(rows, by))
         }
         Query::Forecasts => forecasts(latest, collector),
     }

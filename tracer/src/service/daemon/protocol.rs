@@ -9,7 +9,8 @@
 //! {"v":1,"query":"summary"}                        per-state rows, as `tracer run --json` prints
 //! {"v":1,"query":"histogram","state":"TIME_WAIT"}  the object `tracer histogram --json` prints
 //! {"v":1,"query":"closes","by":"process"}          the rows `tracer closes --json` prints
-//!                                                  (by: service, the default, or process)
+//!                                                  (by: service, the default, process,
+//!                                                  unit or container)
 //! {"v":1,"query":"forecasts"}                      the latest forecasts of this namespace:
 //!                                                  TIME_WAIT buckets, local ports per
 //!                                                  destination (`tracer doctor`'s findings)
