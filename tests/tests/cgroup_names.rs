@@ -205,6 +205,22 @@ fn states_and_doctor_name_the_unit_and_the_container_beside_the_process() {
     assert_eq!(idle_row["container"], &CONTAINER[..12], "{idle_row}");
     assert!(idle_row.get("unit").is_none(), "{idle_row}");
 
+    // One row per unit (or container) and role, naming its process.
+    for (by, name, owner) in [
+        ("unit", unit.clone(), held.pid()),
+        ("container", CONTAINER[..12].to_string(), idle.pid()),
+    ] {
+        let grouped = tracer_json(&["states", "--by", by, "--json"]);
+        assert_eq!(grouped["by"], by);
+        let rows = grouped["rows"].as_array().unwrap();
+        let named: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["service"] == name.as_str())
+            .collect();
+        assert!(!named.is_empty(), "no {by} row {name}: {grouped}");
+        assert!(named.iter().all(|r| r["pid"] == owner), "{named:?}");
+    }
+
     let doctor = tracer_json(&["doctor", "--json"]);
     let close_wait = doctor["findings"]
         .as_array()

@@ -8,7 +8,10 @@ use crate::{
     commands::options::StatesArgs,
     source::{
         cgroups::names_of_pid,
-        snapshot::{self, summary::summarize},
+        snapshot::{
+            self,
+            summary::{regroup, summarize},
+        },
     },
     time::clock::WallClock,
     view::states::{json, text},
@@ -17,9 +20,7 @@ use crate::{
 pub fn run(args: StatesArgs) -> Result<()> {
     let snap = snapshot::take()?;
     let mut summary = summarize(&snap, args.by);
-    for row in &mut summary.rows {
-        row.names = names_of_pid(row.pid);
-    }
+    regroup(&mut summary, args.by, names_of_pid);
     let clock = WallClock::now();
     let mut out = if args.json {
         let mut value = json(&summary, args.by, &clock);

@@ -55,16 +55,17 @@ pub fn text(summary: &Summary, by: StatesBy, clock: &WallClock) -> String {
     if by != StatesBy::State && !summary.rows.is_empty() {
         out.push_str(&format!(
             "\n{:<28} {:<8} {:<24} {:>7}",
-            if by == StatesBy::Service {
-                "SERVICE"
-            } else {
-                "PROCESS"
+            match by {
+                StatesBy::Service => "SERVICE",
+                StatesBy::Unit => "UNIT",
+                StatesBy::Container => "CONTAINER",
+                _ => "PROCESS",
             },
             "ROLE",
-            if by == StatesBy::Service {
-                "PROCESS"
-            } else {
+            if by == StatesBy::Process {
                 "PID"
+            } else {
+                "PROCESS"
             },
             "TOTAL"
         ));
@@ -182,11 +183,7 @@ pub fn json(summary: &Summary, by: StatesBy, clock: &WallClock) -> Value {
         "taken_at": clock.at(summary.taken_ns).to_rfc3339(),
         "taken_ns": summary.taken_ns,
         "netns": summary.netns,
-        "by": match by {
-            StatesBy::State => "state",
-            StatesBy::Service => "service",
-            StatesBy::Process => "process",
-        },
+        "by": by.name(),
         "total": summary.totals.total(),
         "states": counts_json(&summary.totals),
         "oldest": oldest_json(&summary.totals),

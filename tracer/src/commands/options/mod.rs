@@ -118,7 +118,8 @@ pub struct DaemonArgs {
 
 #[derive(Args, Debug)]
 pub struct StatesArgs {
-    /// Rows per service (address:port and role), per process, or none (state totals only).
+    /// Rows per service (address:port and role), per process, per systemd unit or container
+    /// of the process (`-` for processes without one), or none (state totals only).
     #[arg(long, value_enum, default_value = "service")]
     pub by: StatesBy,
     /// Print one JSON object ({"taken_at", "states": {STATE: n}, "oldest", "rows": [...]}).
