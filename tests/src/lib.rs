@@ -19,6 +19,7 @@ pub mod deploy;
 pub mod filter_traffic;
 pub mod netns;
 pub mod nginx;
+pub mod paced;
 pub mod sockets;
 pub mod tools;
 

@@ -9,7 +9,7 @@ use crate::{
     model::Step,
     service::daemon::{client, protocol::Query, window::Interval},
     source::cgroups::CgroupNamer,
-    stats::closes::{CloseRow, CloseStats, GroupBy},
+    stats::closes::{CloseRow, CloseStats, GroupBy, regroup},
     time::duration::human,
     view::closes,
 };
@@ -26,18 +26,11 @@ impl Sink for CloseStats {
     }
 }
 
-fn grouping(by: GroupBy) -> &'static str {
-    match by {
-        GroupBy::Service => "service",
-        GroupBy::Process => "process",
-    }
-}
-
 /// The table's title line.
 fn title(by: GroupBy, collected_ns: u64, events: u64, lost: u64) -> String {
     format!(
         "Connection ends by {} over {} ({events} events, {lost} lost):",
-        grouping(by),
+        by.name(),
         human(collected_ns),
     )
 }
@@ -83,7 +76,7 @@ fn from_daemon(args: &ClosesArgs, filter: &FilterConfig) -> Result<bool> {
             );
             let title = format!(
                 "Connection ends by {}, {}:",
-                grouping(args.by),
+                args.by.name(),
                 client::span_and(interval, &counts)
             );
             print!("{}", closes::text(&rows, &title));
@@ -107,9 +100,10 @@ pub async fn run(args: ClosesArgs) -> Result<()> {
         .await?;
     let mut rows = ends.rows(args.by);
     if !collector.is_replay() {
-        // The cgroups of a recording are another host's (or gone).
+        // The cgroups of a recording are another host's (or gone): no units or containers.
         CgroupNamer::new().name_rows(&mut rows);
     }
+    let rows = regroup(rows, args.by);
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
         return collector.finish();

@@ -7,14 +7,38 @@ use std::{io::Write, path::Path, time::Duration};
 use anyhow::Result;
 use tracer_common::FilterConfig;
 
-use crate::engine::Collector;
+use crate::engine::{Collector, Sink};
 use crate::{
     commands::options::DoctorArgs,
-    service::doctor::{Measured, Report, counters::Counters, report, sysctl::Sysctls},
-    source::snapshot,
-    stats::closes::{CloseStats, GroupBy},
+    model::Step,
+    service::doctor::{self, Measured, Report, counters::Counters, report, sysctl::Sysctls},
+    source::{cgroups::names_of_pid, snapshot},
+    stats::{
+        closes::{CloseStats, GroupBy},
+        turnover::Turnover,
+    },
     time::{clock::WallClock, duration::human},
 };
+
+/// What the window measures: connection ends (as `tracer closes` counts them) and the
+/// lifetimes and rates the forecasts need.
+#[derive(Default)]
+struct Window {
+    ends: CloseStats,
+    turnover: Turnover,
+}
+
+impl Sink for Window {
+    fn step(&mut self, step: &Step) -> Result<()> {
+        self.ends.record(step);
+        self.turnover.record(step);
+        Ok(())
+    }
+
+    fn tick(&mut self, _: &Collector) -> Result<()> {
+        Ok(())
+    }
+}
 
 fn counters() -> Result<Counters> {
     Counters::read(Path::new("/proc/net"))
@@ -34,10 +58,9 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
                  early",
                 human(duration.as_nanos() as u64)
             );
-            // Connection ends, exactly as `tracer closes` counts them.
-            let mut ends = CloseStats::default();
+            let mut window = Window::default();
             collector
-                .run(Some(duration), Duration::from_secs(1), &mut ends)
+                .run(Some(duration), Duration::from_secs(1), &mut window)
                 .await?;
             collector.finish()?;
             let last = snapshot::take()?;
@@ -46,14 +69,16 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
             let measured = Measured {
                 first,
                 start,
-                closes: ends.rows(GroupBy::Service),
+                closes: window.ends.rows(GroupBy::Service),
+                turnover: window.turnover,
                 events: c.events,
                 lost: c.lost,
             };
             (Some(measured), last, end)
         }
     };
-    let report = Report::build(sysctls, end, last, measured, args.stuck);
+    let mut report = Report::build(sysctls, end, last, measured, args.stuck);
+    doctor::name_processes(&mut report.findings, names_of_pid);
     let clock = WallClock::now();
     let out = if args.json {
         format!("{}\n", report::json(&report, &clock))

@@ -20,6 +20,7 @@ use crate::{
         server::{self, Server, View},
         socket,
     },
+    service::doctor::live::{self, Forecasts, LiveForecasts},
     service::metrics::{self, Metrics},
     stats::{
         StateSummary,
@@ -52,6 +53,8 @@ struct RunSink {
     ticks: u32,
     /// The control socket, unless `--no-socket` (or a replay).
     daemon: Option<Daemon>,
+    /// Renewed every [`live::WINDOW`] for the control socket and the metrics (live only).
+    forecasts: Option<LiveForecasts>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +124,9 @@ impl Sink for RunSink {
 
     fn step(&mut self, step: &Step) -> Result<()> {
         self.closes.record(step);
+        if let Some(forecasts) = &mut self.forecasts {
+            forecasts.record(step);
+        }
         if let Some(daemon) = &mut self.daemon {
             daemon.history.record(step);
         }
@@ -145,6 +151,12 @@ impl Sink for RunSink {
     fn tick(&mut self, collector: &Collector) -> Result<()> {
         if let Some(daemon) = &mut self.daemon {
             daemon.history.advance(collector.now_ns());
+        }
+        if let Some(forecasts) = &mut self.forecasts
+            && forecasts.tick(collector.now_ns())
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.refresh_forecasts(forecasts.latest());
         }
         if let Some(metrics) = &self.metrics {
             // Counted in place: copying every open socket out costs ~180 MiB at 1M sockets.
@@ -178,10 +190,12 @@ impl Sink for RunSink {
     fn answer(&mut self, collector: &Collector) -> Result<()> {
         if let Some(daemon) = &mut self.daemon {
             daemon.history.advance(collector.now_ns());
+            let none = Forecasts::default();
             daemon.server.answer(View {
                 collector,
                 closes: &self.closes,
                 history: &daemon.history,
+                forecasts: self.forecasts.as_ref().map_or(&none, |f| f.latest()),
             });
         }
         Ok(())
@@ -234,6 +248,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
         metrics::server::spawn(l, Arc::new(registry))
     });
+    // Forecasts need snapshots of this namespace as it is now: not from a recording.
+    let forecasts = (live && (daemon.is_some() || metrics.is_some()))
+        .then(|| LiveForecasts::start(live::WINDOW));
     let mut sink = RunSink {
         out: BufWriter::new(std::io::stdout()),
         clock: collector.clock(),
@@ -246,6 +263,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ticks_per_summary,
         ticks: 0,
         daemon,
+        forecasts,
     };
     if !args.json && !args.quiet {
         writeln!(sink.out, "{}", line::header())?;

@@ -6,14 +6,21 @@ use anyhow::Result;
 
 use crate::{
     commands::options::StatesArgs,
-    source::snapshot::{self, summary::summarize},
+    source::{
+        cgroups::names_of_pid,
+        snapshot::{
+            self,
+            summary::{regroup, summarize},
+        },
+    },
     time::clock::WallClock,
     view::states::{json, text},
 };
 
 pub fn run(args: StatesArgs) -> Result<()> {
     let snap = snapshot::take()?;
-    let summary = summarize(&snap, args.by);
+    let mut summary = summarize(&snap, args.by);
+    regroup(&mut summary, args.by, names_of_pid);
     let clock = WallClock::now();
     let mut out = if args.json {
         let mut value = json(&summary, args.by, &clock);

@@ -15,13 +15,16 @@ use crate::engine::{Collector, Sink};
 use crate::{
     commands::options::TopArgs,
     model::Step,
+    service::doctor::live::{self, LiveForecasts},
     stats::closes::CloseStats,
+    time::duration::human,
     view::top::{Rates, render},
 };
 
 struct TopSink {
     closes: CloseStats,
     rates: Rates,
+    forecasts: LiveForecasts,
     terminal: Option<DefaultTerminal>,
 }
 
@@ -29,11 +32,21 @@ impl Sink for TopSink {
     fn step(&mut self, step: &Step) -> Result<()> {
         self.closes.record(step);
         self.rates.record(step);
+        self.forecasts.record(step);
         Ok(())
     }
 
     fn tick(&mut self, collector: &Collector) -> Result<()> {
-        let text = render(collector, &self.closes, &mut self.rates);
+        self.forecasts.tick(collector.now_ns());
+        let latest = self.forecasts.latest();
+        let runs_out = match latest.measured_ns {
+            0 => vec![format!(
+                "measuring (the first forecast after {})",
+                human(live::WINDOW.as_nanos() as u64)
+            )],
+            _ => latest.lines(),
+        };
+        let text = render(collector, &self.closes, &mut self.rates, &runs_out);
         match self.terminal.as_mut() {
             Some(terminal) => {
                 terminal
@@ -73,6 +86,7 @@ pub async fn run(args: TopArgs) -> Result<()> {
     let mut sink = TopSink {
         closes: CloseStats::default(),
         rates: Rates::default(),
+        forecasts: LiveForecasts::start(live::WINDOW),
         terminal: None,
     };
     if interactive {

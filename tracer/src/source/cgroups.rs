@@ -92,3 +92,42 @@ fn relative(root: &Path, dir: &Path) -> String {
     let rel = dir.strip_prefix(root).unwrap_or(dir);
     format!("/{}", rel.display())
 }
+
+/// The cgroup v2 path in the text of `/proc/PID/cgroup` (its `0::/path` line).
+pub fn path_in(proc_cgroup: &str) -> Option<&str> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim_end)
+        .filter(|p| !p.is_empty())
+}
+
+/// The names of the cgroup process `pid` is in now; empty when it is gone or unreadable.
+pub fn names_of_pid(pid: u32) -> CgroupNames {
+    if pid == 0 {
+        return CgroupNames::default();
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()
+        .and_then(|text| path_in(&text).map(names_of))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_path_of_proc_cgroup_and_this_process_names() {
+        let text = "12:cpu:/old\n0::/system.slice/nginx.service\n";
+        assert_eq!(path_in(text), Some("/system.slice/nginx.service"));
+        assert_eq!(path_in("1:name=systemd:/x\n"), None);
+        assert_eq!(path_in("0::\n"), None);
+        assert_eq!(names_of_pid(0), CgroupNames::default());
+        assert_eq!(names_of_pid(u32::MAX), CgroupNames::default());
+        // This process is in some cgroup: whatever it is named, reading it does not fail.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = path_in(&own).unwrap_or("/");
+        assert_eq!(names_of_pid(std::process::id()), names_of(path));
+    }
+}

@@ -15,14 +15,35 @@ use crate::model::{CloseKind, Comm, End, Owner, Role, Service, Step, cgroup_name
 pub enum GroupBy {
     Service,
     Process,
+    /// The systemd unit of the process: its rows by process, [`regroup`]ed once named.
+    Unit,
+    /// The container of the process, likewise.
+    Container,
 }
 
 impl GroupBy {
+    const ALL: [GroupBy; 4] = [
+        GroupBy::Service,
+        GroupBy::Process,
+        GroupBy::Unit,
+        GroupBy::Container,
+    ];
+
     /// The name on the command line and on the control socket.
     pub fn name(self) -> &'static str {
         match self {
             GroupBy::Service => "service",
             GroupBy::Process => "process",
+            GroupBy::Unit => "unit",
+            GroupBy::Container => "container",
+        }
+    }
+
+    /// The grouping the statistics keep: units and containers are made of process rows.
+    fn kept(self) -> GroupBy {
+        match self {
+            GroupBy::Service => GroupBy::Service,
+            _ => GroupBy::Process,
         }
     }
 }
@@ -30,13 +51,43 @@ impl GroupBy {
 impl std::str::FromStr for GroupBy {
     type Err = String;
 
-    /// `service` or `process`, in any case.
+    /// `service`, `process`, `unit` or `container`, in any case.
     fn from_str(s: &str) -> Result<GroupBy, String> {
-        [GroupBy::Service, GroupBy::Process]
+        GroupBy::ALL
             .into_iter()
             .find(|by| by.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown \"by\" '{s}' (service or process)"))
+            .ok_or_else(|| format!("unknown \"by\" '{s}' (service, process, unit or container)"))
     }
+}
+
+/// Process rows whose names are filled in, merged per unit (or container) and role: the
+/// process shown is the one that ended most connections; processes without one are `-`.
+/// Other groupings are returned as they are.
+pub fn regroup(rows: Vec<CloseRow>, by: GroupBy) -> Vec<CloseRow> {
+    let name = |r: &CloseRow| match by {
+        GroupBy::Unit => r.names.unit.clone(),
+        GroupBy::Container => r.names.container.clone(),
+        _ => None,
+    };
+    if by.kept() == by {
+        return rows;
+    }
+    let mut groups: BTreeMap<(Option<String>, String), CloseRow> = BTreeMap::new();
+    // Most ended first, so the first row of a group names its top process.
+    for row in rows {
+        let key = (name(&row), row.role.clone());
+        match groups.get_mut(&key) {
+            Some(group) => group.absorb(&row),
+            None => {
+                let mut first = row;
+                first.service = key.0.clone().unwrap_or_else(|| "-".into());
+                groups.insert(key, first);
+            }
+        }
+    }
+    let mut out: Vec<CloseRow> = groups.into_values().collect();
+    out.sort_by(|a, b| b.ended.cmp(&a.ended).then(a.service.cmp(&b.service)));
+    out
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,7 +135,8 @@ const OWNERS_KEPT: usize = 2;
 /// One row: counts of each way connections ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloseRow {
-    /// `addr:port` of the service, or `*` when grouped by process.
+    /// `addr:port` of the service, `*` when grouped by process, the unit or container when
+    /// grouped by those (`-` for processes without one).
     pub service: String,
     pub role: String,
     /// The process that owns most of these connections, `comm (pid)`, or `-` if unknown.
@@ -246,8 +298,10 @@ impl CloseStats {
         }
     }
 
-    /// Rows for one grouping, most connections ended first.
+    /// Rows for one grouping, most connections ended first (by process for units and
+    /// containers: see [`regroup`]).
     pub fn rows(&self, by: GroupBy) -> Vec<CloseRow> {
+        let by = by.kept();
         let mut rows: Vec<CloseRow> = self
             .groups
             .iter()
@@ -287,7 +341,7 @@ impl CloseStats {
                         row.role = role.to_string();
                         row.service = match by {
                             GroupBy::Service => OTHER.into(),
-                            GroupBy::Process => "*".into(),
+                            _ => "*".into(),
                         };
                         if by == GroupBy::Process {
                             row.process = OTHER.into();

@@ -1,6 +1,11 @@
 //! Per-state dwell-time histograms (hdrhistogram, nanoseconds, 3 significant digits).
 pub mod closes;
+pub mod forecast;
+pub mod turnover;
 pub mod window;
+
+#[cfg(test)]
+mod tests;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};

@@ -55,16 +55,17 @@ pub fn text(summary: &Summary, by: StatesBy, clock: &WallClock) -> String {
     if by != StatesBy::State && !summary.rows.is_empty() {
         out.push_str(&format!(
             "\n{:<28} {:<8} {:<24} {:>7}",
-            if by == StatesBy::Service {
-                "SERVICE"
-            } else {
-                "PROCESS"
+            match by {
+                StatesBy::Service => "SERVICE",
+                StatesBy::Unit => "UNIT",
+                StatesBy::Container => "CONTAINER",
+                _ => "PROCESS",
             },
             "ROLE",
-            if by == StatesBy::Service {
-                "PROCESS"
-            } else {
+            if by == StatesBy::Process {
                 "PID"
+            } else {
+                "PROCESS"
             },
             "TOTAL"
         ));
@@ -107,7 +108,10 @@ pub fn text(summary: &Summary, by: StatesBy, clock: &WallClock) -> String {
 fn text_row(row: &Row, by: StatesBy, states: &[TcpState]) -> String {
     let (first, third) = match by {
         StatesBy::Process if row.pid == 0 => ("-".to_string(), "-".to_string()),
-        StatesBy::Process => (row.comm.clone(), row.pid.to_string()),
+        StatesBy::Process => match row.names.label() {
+            label if label.is_empty() => (row.comm.clone(), row.pid.to_string()),
+            label => (row.comm.clone(), format!("{} {label}", row.pid)),
+        },
         _ => (row.service.clone(), row.process()),
     };
     let mut line = format!(
@@ -155,7 +159,7 @@ pub fn json(summary: &Summary, by: StatesBy, clock: &WallClock) -> Value {
         .rows
         .iter()
         .map(|r| {
-            json!({
+            let mut row = json!({
                 "service": r.service,
                 "process": r.process(),
                 "role": r.role,
@@ -165,18 +169,21 @@ pub fn json(summary: &Summary, by: StatesBy, clock: &WallClock) -> Value {
                 "total": r.states.total(),
                 "states": counts_json(&r.states),
                 "oldest": oldest_json(&r.states),
-            })
+            });
+            // `unit`, `container`, `pod`: each only when the owner's cgroup has one.
+            if let (Value::Object(row), Ok(Value::Object(names))) =
+                (&mut row, serde_json::to_value(&r.names))
+            {
+                row.extend(names);
+            }
+            row
         })
         .collect();
     json!({
         "taken_at": clock.at(summary.taken_ns).to_rfc3339(),
         "taken_ns": summary.taken_ns,
         "netns": summary.netns,
-        "by": match by {
-            StatesBy::State => "state",
-            StatesBy::Service => "service",
-            StatesBy::Process => "process",
-        },
+        "by": by.name(),
         "total": summary.totals.total(),
         "states": counts_json(&summary.totals),
         "oldest": oldest_json(&summary.totals),

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use crate::{
     engine::Collector,
     model::{Model, OPEN_STATES, OwnerId, Role, Service, Step, TcpState},
+    source::cgroups::names_of_pid,
     stats::closes::{CloseStats, GroupBy},
     time::duration::human,
     view::closes::explain,
@@ -26,6 +27,8 @@ impl Rates {
 }
 
 const TOP_ROWS: usize = 8;
+/// Forecast lines shown: the worst ones.
+const FORECAST_ROWS: usize = 3;
 
 /// Sockets in TIME_WAIT and CLOSE_WAIT per (service, role, process), most first. Counted by
 /// owner id in the model's own tables; only the owners that are shown get named.
@@ -60,10 +63,28 @@ fn holders(model: &Model) -> Vec<((Service, Role, String), [u64; 2])> {
             .then(a.0.cmp(&b.0))
     });
     rows.truncate(TOP_ROWS);
+    // The unit, container or pod beside each process shown (read only for those).
+    for ((_, _, process), _) in &mut rows {
+        let pid = process
+            .rsplit_once(" (")
+            .and_then(|(_, p)| p.trim_end_matches(')').parse().ok())
+            .unwrap_or(0);
+        let label = names_of_pid(pid).label();
+        if !label.is_empty() {
+            process.push(' ');
+            process.push_str(&label);
+        }
+    }
     rows
 }
 
-pub fn render(collector: &Collector, closes: &CloseStats, rates: &mut Rates) -> String {
+/// One screen; `runs_out` are the forecast lines (what runs out in how long), worst first.
+pub fn render(
+    collector: &Collector,
+    closes: &CloseStats,
+    rates: &mut Rates,
+    runs_out: &[String],
+) -> String {
     let now = crate::time::clock::boot_ns();
     let counters = collector.counters();
     let secs = (now.saturating_sub(rates.last_ns.max(collector.started_ns)) as f64 / 1e9).max(1e-3);
@@ -80,6 +101,14 @@ pub fn render(collector: &Collector, closes: &CloseStats, rates: &mut Rates) -> 
             n => format!(", not seen {n}"),
         },
     );
+    // Forecasts (at the measured rates and lifetimes): the worst first.
+    if runs_out.is_empty() {
+        out.push_str("forecast: no limit near\n");
+    }
+    for line in runs_out.iter().take(FORECAST_ROWS) {
+        out.push_str(&format!("forecast: {line}\n"));
+    }
+    out.push('\n');
     out.push_str(&format!(
         "{:<12} {:>9} {:>10} {:>11}\n",
         "STATE", "SOCKETS", "ENTERED/s", "OLDEST"

@@ -118,7 +118,8 @@ pub struct DaemonArgs {
 
 #[derive(Args, Debug)]
 pub struct StatesArgs {
-    /// Rows per service (address:port and role), per process, or none (state totals only).
+    /// Rows per service (address:port and role), per process, per systemd unit or container
+    /// of the process (`-` for processes without one), or none (state totals only).
     #[arg(long, value_enum, default_value = "service")]
     pub by: StatesBy,
     /// Print one JSON object ({"taken_at", "states": {STATE: n}, "oldest", "rows": [...]}).
@@ -163,7 +164,8 @@ pub struct ClosesArgs {
     /// collect until Ctrl-C.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// One row per service (address:port and role) or per process.
+    /// One row per service (address:port and role), per process, per systemd unit or per
+    /// container (of the process, from its cgroup; `-` for processes without one).
     #[arg(long, value_enum, default_value = "service")]
     pub by: GroupBy,
     /// Print a JSON array of rows instead of the table.

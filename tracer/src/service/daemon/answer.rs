@@ -12,10 +12,11 @@ use super::{
 };
 use crate::{
     engine::Collector,
+    service::doctor::live::Forecasts,
     source::cgroups::CgroupNamer,
     stats::{
         StateStats,
-        closes::CloseStats,
+        closes::{CloseStats, regroup},
         window::{COARSE_FACTOR, COARSE_SLOTS, History, sparse::FULL_BITS},
     },
     view::histogram::HistogramJson,
@@ -50,6 +51,8 @@ pub struct View<'a> {
     pub closes: &'a CloseStats,
     /// Durations and ends per time slot, for intervals; moved up to "now" by the caller.
     pub history: &'a History,
+    /// The latest forecasts (renewed every [`crate::service::doctor::live::WINDOW`]).
+    pub forecasts: &'a Forecasts,
 }
 
 /// The numbers an answer is made of: the totals since the start, or an interval's merged slots.
@@ -98,7 +101,7 @@ pub fn respond(request: &Request, context: &Context, view: View<'_>) -> Response
             }
         },
     };
-    let answer = match answer(request.query, context, collector, &source) {
+    let answer = match answer(request.query, context, (collector, view.forecasts), &source) {
         Ok(answer) => answer,
         Err(e) => return fail(ErrorCode::Internal, e.to_string()),
     };
@@ -123,7 +126,7 @@ pub fn respond(request: &Request, context: &Context, view: View<'_>) -> Response
 fn answer(
     query: Query,
     context: &Context,
-    collector: &Collector,
+    (collector, latest): (&Collector, &Forecasts),
     source: &Source<'_>,
 ) -> serde_json::Result<Value> {
     match query {
@@ -140,9 +143,20 @@ fn answer(
             if let Ok(mut names) = context.names.lock() {
                 names.name_rows(&mut rows);
             }
-            serde_json::to_value(rows)
+            serde_json::to_value(regroup(rows, by))
         }
+        Query::Forecasts => forecasts(latest, collector),
     }
+}
+
+/// The latest forecasts, with when they were measured (`null` before the first window ends).
+fn forecasts(f: &Forecasts, collector: &Collector) -> serde_json::Result<Value> {
+    let mut value = serde_json::to_value(f)?;
+    value["measured_at"] = match f.measured_ns {
+        0 => Value::Null,
+        ns => Value::from(collector.clock().at(ns).to_rfc3339()),
+    };
+    Ok(value)
 }
 
 /// Where an interval's numbers come from.

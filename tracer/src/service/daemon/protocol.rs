@@ -9,7 +9,11 @@
 //! {"v":1,"query":"summary"}                        per-state rows, as `tracer run --json` prints
 //! {"v":1,"query":"histogram","state":"TIME_WAIT"}  the object `tracer histogram --json` prints
 //! {"v":1,"query":"closes","by":"process"}          the rows `tracer closes --json` prints
-//!                                                  (by: service, the default, or process)
+//!                                                  (by: service, the default, process,
+//!                                                  unit or container)
+//! {"v":1,"query":"forecasts"}                      the latest forecasts of this namespace:
+//!                                                  TIME_WAIT buckets, local ports per
+//!                                                  destination (`tracer doctor`'s findings)
 //! ```
 //!
 //! An optional `"filter_id"` ([`filter_id`] of the client's kernel filter) asks for an answer only
@@ -56,9 +60,10 @@ pub enum Query {
     Summary,
     Histogram(TcpState),
     Closes(GroupBy),
+    Forecasts,
 }
 
-const QUERIES: &str = "ping, summary, histogram, closes";
+const QUERIES: &str = "ping, summary, histogram, closes, forecasts";
 
 /// A request as it is on the wire, before it is checked.
 #[derive(Default, Serialize, Deserialize)]
@@ -161,6 +166,7 @@ impl Request {
                 None => GroupBy::Service,
                 Some(by) => by.parse().map_err(bad)?,
             }),
+            "forecasts" => Query::Forecasts,
             other => {
                 return Err(Refusal::new(
                     ErrorCode::UnknownQuery,
@@ -198,6 +204,7 @@ impl Request {
                     wire.by = Some(by.name().to_string());
                     "closes"
                 }
+                Query::Forecasts => "forecasts",
             }
             .into(),
         );

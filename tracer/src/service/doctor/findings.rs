@@ -14,7 +14,11 @@ use super::{
     stuck::Stuck,
     sysctl::{self, Sysctls},
 };
-use crate::{model::TcpState, source::snapshot::Snapshot, stats::closes::CloseRow};
+use crate::{
+    model::TcpState,
+    source::snapshot::Snapshot,
+    stats::{closes::CloseRow, forecast::MIN_TIME_WAIT_ENDS, turnover::Turnover},
+};
 
 /// Most urgent first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -67,6 +71,19 @@ pub struct Period<'a> {
     pub deltas: &'a [Delta],
     /// Connection ends per service seen by the live collector (this namespace's only).
     pub closes: &'a [CloseRow],
+    /// The snapshot at the window's start.
+    pub first: &'a Snapshot,
+    /// Lifetimes and rates measured by the live collector (every namespace).
+    pub turnover: &'a Turnover,
+}
+
+impl Period<'_> {
+    /// The mean TIME_WAIT lifetime measured in `netns`, with how many ended.
+    pub fn time_wait_secs(&self, netns: u32) -> (Option<f64>, u64) {
+        self.turnover.netns(netns).map_or((None, 0), |t| {
+            (t.time_wait.mean_secs(MIN_TIME_WAIT_ENDS), t.time_wait.count)
+        })
+    }
 }
 
 /// Everything the rules look at.
@@ -112,6 +129,11 @@ pub fn pct(a: u64, b: u64) -> f64 {
     (a as f64 * 1000.0 / b as f64).round() / 10.0
 }
 
+/// `x` to one decimal.
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
 /// `comm (pid)`, or `-`.
 pub fn process(pid: u32, comm: &str) -> String {
     if pid == 0 {
@@ -135,18 +157,24 @@ fn tw_recycle(i: &Inputs) -> Option<Finding> {
     })
 }
 
-/// TIME_WAIT near or over tcp_max_tw_buckets, or TCPTimeWaitOverflow > 0.
-fn timewait_overflow(i: &Inputs) -> Option<Finding> {
-    let socks = &i.snapshot.sockets;
+/// (TIME_WAIT, orphaned FIN_WAIT2) sockets of a snapshot: both are timewait sockets and count
+/// against tcp_max_tw_buckets.
+pub fn timewait_sockets(snapshot: &Snapshot) -> (u64, u64) {
+    let socks = &snapshot.sockets;
     let tw = socks
         .iter()
         .filter(|s| s.state == TcpState::TimeWait)
         .count() as u64;
-    // Orphaned FIN_WAIT2s live in timewait sockets too and count against the same limit.
     let orphan_fw2 = socks
         .iter()
         .filter(|s| s.state == TcpState::FinWait2 && s.inode == 0)
         .count() as u64;
+    (tw, orphan_fw2)
+}
+
+/// TIME_WAIT near or over tcp_max_tw_buckets, or TCPTimeWaitOverflow > 0.
+fn timewait_overflow(i: &Inputs) -> Option<Finding> {
+    let (tw, orphan_fw2) = timewait_sockets(i.snapshot);
     let used = tw + orphan_fw2;
     let max = i
         .sysctls
@@ -230,9 +258,11 @@ fn local_closes(i: &Inputs) -> Vec<Finding> {
             } else {
                 0.0
             };
-            // At this rate, the TIME_WAITs this service keeps on the host at any time.
-            let steady = (per_sec * 60.0).round();
-            let severity = if max > 0.0 && steady * 2.0 >= max {
+            // At this rate, the TIME_WAITs this service keeps on the host at any time: the
+            // rate times the TIME_WAIT lifetime measured in this namespace, if enough ended.
+            let (life, ends) = w.time_wait_secs(i.snapshot.netns);
+            let steady = life.map(|l| (per_sec * l).round());
+            let severity = if max > 0.0 && steady.is_some_and(|s| s * 2.0 >= max) {
                 Severity::Warning
             } else {
                 Severity::Notice
@@ -275,6 +305,8 @@ fn local_closes(i: &Inputs) -> Vec<Finding> {
                     .with("timewait", r.timewait)
                     .with("window_secs", w.secs)
                     .with("timewait_per_sec", (per_sec * 10.0).round() / 10.0)
+                    .with("time_wait_ends_measured", ends)
+                    .with("time_wait_secs_measured", life.map(round1))
                     .with("steady_time_wait", steady),
                 advice: format!("{advice} {FIN_TIMEOUT_MYTH}"),
             }

@@ -6,6 +6,8 @@
 //! the rules run on synthetic inputs in the tests.
 pub mod counters;
 pub mod findings;
+pub mod forecasts;
+pub mod live;
 pub mod ports;
 pub mod report;
 pub mod sockets;
@@ -22,7 +24,11 @@ use findings::{Finding, Inputs, Period};
 use stuck::Stuck;
 use sysctl::Sysctls;
 
-use crate::{source::snapshot::Snapshot, stats::closes::CloseRow};
+use crate::{
+    model::cgroup_names::CgroupNames,
+    source::snapshot::Snapshot,
+    stats::{closes::CloseRow, turnover::Turnover},
+};
 
 /// What was measured over `--duration`.
 pub struct Measured {
@@ -31,6 +37,8 @@ pub struct Measured {
     pub start: Counters,
     /// Connection ends per service seen by the live collector, every namespace.
     pub closes: Vec<CloseRow>,
+    /// Lifetimes and rates for the forecasts, every namespace.
+    pub turnover: Turnover,
     /// Events the collector received and lost.
     pub events: u64,
     pub lost: u64,
@@ -91,11 +99,16 @@ impl Report {
             snapshot: &snapshot,
             stuck: &stuck,
             stuck_threshold,
-            window: window_secs.map(|secs| Period {
-                secs,
-                deltas: &deltas,
-                closes: &closes,
-            }),
+            window: match (window_secs, &measured) {
+                (Some(secs), Some(m)) => Some(Period {
+                    secs,
+                    deltas: &deltas,
+                    closes: &closes,
+                    first: &m.first,
+                    turnover: &m.turnover,
+                }),
+                _ => None,
+            },
         };
         let findings = diagnose(&inputs);
         Report {
@@ -112,10 +125,32 @@ impl Report {
     }
 }
 
+/// Adds the systemd unit, container and pod of each finding's process (its `pid` evidence),
+/// as `names(pid)` reads them, right after its `process`: the names operators use.
+pub fn name_processes(findings: &mut [Finding], mut names: impl FnMut(u32) -> CgroupNames) {
+    for f in findings {
+        let Some(pid) = f.evidence.get("pid").and_then(serde_json::Value::as_u64) else {
+            continue;
+        };
+        let Ok(serde_json::Value::Object(found)) = serde_json::to_value(names(pid as u32)) else {
+            continue;
+        };
+        let e = &mut f.evidence.0;
+        let at = e
+            .iter()
+            .position(|(k, _)| k == "process")
+            .map_or(e.len(), |i| i + 1);
+        let named: Vec<(String, serde_json::Value)> = found.into_iter().collect();
+        e.splice(at..at, named);
+    }
+}
+
 /// Every finding, most severe first (rule order within a severity).
 pub fn diagnose(i: &Inputs) -> Vec<Finding> {
     let ports = ports::port_use(i);
     let mut all = findings::time_wait(i);
+    all.extend(forecasts::buckets(i));
+    all.extend(forecasts::ports(i, &ports));
     all.extend(ports::port_pressure(i, &ports));
     all.extend(ports::tw_reuse(i, &ports));
     all.extend(sockets::findings(i));

@@ -7,7 +7,10 @@ use super::{
     findings::{Evidence, Finding, Inputs, PORTS_PCT, Severity, TOP, pct, process},
     sysctl,
 };
-use crate::model::{Service, TcpState};
+use crate::{
+    model::{Service, TcpState},
+    source::snapshot::Snapshot,
+};
 
 /// Local ephemeral ports in use towards one destination.
 pub struct PortUse {
@@ -19,7 +22,7 @@ pub struct PortUse {
 }
 
 /// The ephemeral range from the sysctl, else the snapshot's.
-fn range(i: &Inputs) -> (u16, u16) {
+pub fn range(i: &Inputs) -> (u16, u16) {
     i.sysctls.port_range().unwrap_or(i.snapshot.ephemeral_ports)
 }
 
@@ -27,8 +30,12 @@ fn range(i: &Inputs) -> (u16, u16) {
 /// most ports first. A local port can serve several destinations at once: the limit is per
 /// destination address:port.
 pub fn port_use(i: &Inputs) -> Vec<PortUse> {
-    let (lo, hi) = range(i);
-    let socks = &i.snapshot.sockets;
+    port_use_in(i.snapshot, range(i))
+}
+
+/// [`port_use`] in any snapshot, for the range `(lo, hi)`.
+pub fn port_use_in(snapshot: &Snapshot, (lo, hi): (u16, u16)) -> Vec<PortUse> {
+    let socks = &snapshot.sockets;
     let listening: HashSet<u16> = socks
         .iter()
         .filter(|s| s.state == TcpState::Listen)

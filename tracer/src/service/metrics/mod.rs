@@ -13,10 +13,12 @@
 //! | `tracer_events_undecodable_total`    | counter   |                                 |
 //! | `tracer_sockets_evicted_total`       | counter   |                                 |
 //! | `tracer_transitions_not_seen_total`  | counter   |                                 |
+//! | `tracer_forecast_*` ([`forecasts`])  | gauge     | `limit`, `destination`, `process` |
 //!
 //! The histogram, transition and end counters are fed by every [`Step`] as it comes; the
 //! gauges and event counters are refreshed from the collector on every tick ([`refresh_tick`]),
 //! since the collector is busy in its loop and cannot be asked at scrape time.
+pub mod forecasts;
 pub mod limiter;
 pub mod server;
 
@@ -86,6 +88,7 @@ pub struct Metrics {
     evicted: Counter,
     gaps: Counter,
     services: ServiceLimiter,
+    forecasts: forecasts::ForecastMetrics,
 }
 
 impl Metrics {
@@ -104,6 +107,7 @@ impl Metrics {
             evicted: Counter::default(),
             gaps: Counter::default(),
             services: ServiceLimiter::default(),
+            forecasts: forecasts::ForecastMetrics::new(registry),
         };
         let r = registry.sub_registry_with_prefix("tracer");
         r.register_with_unit(
@@ -238,6 +242,11 @@ impl Metrics {
         ] {
             counter.inc_by(total.saturating_sub(counter.get()));
         }
+    }
+
+    /// Replaces the forecast gauges with the latest forecasts.
+    pub fn refresh_forecasts(&self, latest: &crate::service::doctor::live::Forecasts) {
+        self.forecasts.refresh(latest);
     }
 
     /// The service label limiter, for what it admitted and folded.

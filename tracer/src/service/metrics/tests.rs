@@ -303,3 +303,70 @@ fn refresh_tick_divides_the_interval() {
         assert!(drift < Duration::from_nanos(per.into()), "{interval:?}");
     }
 }
+
+#[test]
+fn forecasts_become_bounded_gauges_replaced_on_each_renewal() {
+    use crate::service::doctor::{
+        findings::{Evidence, Finding, Severity},
+        live::Forecasts,
+    };
+    use serde_json::json;
+    let finding = |id, evidence: Evidence| Finding {
+        id,
+        severity: Severity::Critical,
+        title: String::new(),
+        evidence,
+        advice: String::new(),
+    };
+    let ports = finding(
+        "ports-forecast",
+        Evidence::default()
+            .with("destination", "10.0.0.5:5432")
+            .with("process", "app (300)")
+            .with("unit", "app.service")
+            .with("steady_ports", 430.0)
+            .with("range_size", 300)
+            .with("runs_out_in_secs", 14.3),
+    );
+    let unsure = finding(
+        "timewait-forecast",
+        Evidence::default()
+            .with("steady_timewaits", json!(null))
+            .with("net.ipv4.tcp_max_tw_buckets", 300)
+            .with("runs_out_in_secs", json!(null)),
+    );
+    let forecasts = Forecasts {
+        findings: vec![ports, unsure],
+        ..Forecasts::default()
+    };
+    let labels = r#"{limit="local_ports",destination="10.0.0.5:5432",process="app",unit="app.service",container=""}"#;
+    let text = exposition(|m| m.refresh_forecasts(&forecasts));
+    assert_eq!(
+        value(&text, &format!("tracer_forecast_steady_need{labels}")),
+        430.0
+    );
+    assert_eq!(
+        value(&text, &format!("tracer_forecast_limit{labels}")),
+        300.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("tracer_forecast_runs_out_in_seconds{labels}")
+        ),
+        14.3
+    );
+    // Not enough data: the limit, but no need and no time made up.
+    let tw = r#"{limit="timewait_buckets",destination="",process="",unit="",container=""}"#;
+    assert_eq!(value(&text, &format!("tracer_forecast_limit{tw}")), 300.0);
+    assert!(
+        !text.contains(&format!("tracer_forecast_steady_need{tw}")),
+        "{text}"
+    );
+    // A renewal without them removes their series.
+    let text = exposition(|m| {
+        m.refresh_forecasts(&forecasts);
+        m.refresh_forecasts(&Forecasts::default());
+    });
+    assert!(!text.contains("tracer_forecast_steady_need{"), "{text}");
+}

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Age, SnapSocket, Snapshot};
-use crate::model::{Role, Service, TcpState};
+use crate::model::{Role, Service, TcpState, cgroup_names::CgroupNames};
 
 /// What the rows of `tracer states` group by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -15,6 +15,23 @@ pub enum StatesBy {
     Service,
     /// Owning process (pid and command) and role.
     Process,
+    /// The owning process's systemd unit (from its cgroup) and role: see [`regroup`].
+    Unit,
+    /// The owning process's container and role, likewise.
+    Container,
+}
+
+impl StatesBy {
+    /// The name on the command line and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            StatesBy::State => "state",
+            StatesBy::Service => "service",
+            StatesBy::Process => "process",
+            StatesBy::Unit => "unit",
+            StatesBy::Container => "container",
+        }
+    }
 }
 
 /// Socket count and oldest known age for each state.
@@ -44,6 +61,17 @@ impl StateCounts {
         self.counts.iter().sum()
     }
 
+    /// Adds another row's sockets (and keeps the oldest age of each state).
+    pub fn absorb(&mut self, other: &StateCounts) {
+        for i in 0..self.counts.len() {
+            self.counts[i] += other.counts[i];
+            self.oldest[i] = match (self.oldest[i], other.oldest[i]) {
+                (Some(a), Some(b)) => Some(a.oldest(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
     /// States with at least one socket, in kernel order.
     pub fn present(&self) -> impl Iterator<Item = (TcpState, u64)> + '_ {
         TcpState::ALL
@@ -66,15 +94,22 @@ pub struct Row {
     /// Distinct processes holding the row's sockets.
     pub processes: usize,
     pub states: StateCounts,
+    /// The systemd unit, container and pod of that process (filled in where it can be read).
+    pub names: CgroupNames,
 }
 
 impl Row {
-    /// `nginx (4242)`, `nginx (4242) +3` when others hold some too, or `-`.
+    /// `nginx (4242)`, `nginx (4242) +3` when others hold some too, or `-`; then its unit,
+    /// container or pod when known (`nginx (4242) nginx.service`).
     pub fn process(&self) -> String {
-        match (self.pid, self.processes) {
+        let process = match (self.pid, self.processes) {
             (0, _) => "-".into(),
             (pid, 0 | 1) => format!("{} ({pid})", self.comm),
             (pid, n) => format!("{} ({pid}) +{}", self.comm, n - 1),
+        };
+        match self.names.label() {
+            label if label.is_empty() => process,
+            label => format!("{process} {label}"),
         }
     }
 }
@@ -183,7 +218,7 @@ pub fn summarize(snap: &Snapshot, by: StatesBy) -> Summary {
         let key = match by {
             StatesBy::State => continue,
             StatesBy::Service => Key::Service { service, role },
-            StatesBy::Process => Key::Process {
+            StatesBy::Process | StatesBy::Unit | StatesBy::Container => Key::Process {
                 pid,
                 comm: comm.clone(),
                 role,
@@ -233,5 +268,50 @@ fn row(key: Key, group: Group) -> Row {
         comm,
         processes,
         states: group.states,
+        names: CgroupNames::default(),
     }
+}
+
+/// Names each row's process with `names(pid)`; by unit or container, then merges the process
+/// rows per unit (or container) and role: the row's `service` is that name (`-` for
+/// processes without one) and its process the one holding most sockets (sockets of no process,
+/// such as TIME_WAITs, count in the row but name no one).
+pub fn regroup(summary: &mut Summary, by: StatesBy, mut names: impl FnMut(u32) -> CgroupNames) {
+    for row in &mut summary.rows {
+        row.names = names(row.pid);
+    }
+    let name = |r: &Row| match by {
+        StatesBy::Unit => r.names.unit.clone(),
+        StatesBy::Container => r.names.container.clone(),
+        _ => None,
+    };
+    if !matches!(by, StatesBy::Unit | StatesBy::Container) {
+        return;
+    }
+    let mut groups: BTreeMap<(Option<String>, Role), Row> = BTreeMap::new();
+    // Most sockets first, so the first row of a group names its top process.
+    for row in std::mem::take(&mut summary.rows) {
+        let key = (name(&row), row.role);
+        match groups.get_mut(&key) {
+            Some(group) => {
+                group.states.absorb(&row.states);
+                group.processes += row.processes;
+                // Sockets of no process (TIME_WAIT) name none: the first process does.
+                if group.pid == 0 && row.pid != 0 {
+                    (group.pid, group.comm, group.names) = (row.pid, row.comm, row.names);
+                }
+            }
+            None => {
+                let mut first = row;
+                first.service = key.0.clone().unwrap_or_else(|| "-".into());
+                groups.insert(key, first);
+            }
+        }
+    }
+    summary.rows = groups.into_values().collect();
+    summary.rows.sort_by(|a, b| {
+        (b.states.total().cmp(&a.states.total()))
+            .then_with(|| a.service.cmp(&b.service))
+            .then_with(|| a.role.cmp(&b.role))
+    });
 }

@@ -14,6 +14,7 @@ use crate::{
     engine::{Collector, Sink},
     model::Step,
     service::daemon::server::View,
+    service::doctor::live::Forecasts,
     source::recording::{Header, Record},
     stats::{closes::CloseStats, window::History},
 };
@@ -66,6 +67,7 @@ pub(super) struct Collected {
     pub(super) collector: Collector,
     pub(super) closes: CloseStats,
     pub(super) history: History,
+    pub(super) forecasts: Forecasts,
 }
 
 impl Collected {
@@ -74,6 +76,7 @@ impl Collected {
             collector: &self.collector,
             closes: &self.closes,
             history: &self.history,
+            forecasts: &self.forecasts,
         }
     }
 }
@@ -153,6 +156,7 @@ pub(super) fn collected(dir: &Path) -> Collected {
         collector,
         closes: sink.closes,
         history: sink.history,
+        forecasts: Forecasts::default(),
     }
 }
 

@@ -17,6 +17,7 @@ fn requests_round_trip() {
         Query::Histogram(TcpState::TimeWait),
         Query::Closes(GroupBy::Service),
         Query::Closes(GroupBy::Process),
+        Query::Forecasts,
     ] {
         for (filter_id, window) in [
             (None, None),

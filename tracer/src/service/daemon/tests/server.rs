@@ -70,6 +70,11 @@ fn client_side(path: &Path) {
     assert_eq!(rows[0]["state"], "ESTABLISHED");
     let rows = answered(path, &Request::new(Query::Closes(GroupBy::Process))).answer;
     assert!(rows.is_array(), "{rows}");
+    // No forecast window has ended (a replay has none): said, not made up.
+    let f = answered(path, &Request::new(Query::Forecasts)).answer;
+    assert_eq!(f["findings"], serde_json::json!([]), "{f}");
+    assert_eq!(f["measured_at"], Value::Null, "{f}");
+    assert_eq!(f["window_secs"], Value::Null, "{f}");
 
     let mut ports = FilterConfig {
         port_count: 1,

@@ -13,12 +13,13 @@ use super::{
 use crate::{
     model::{Owner, TcpState},
     source::snapshot::{DEFAULT_EPHEMERAL_PORTS, SnapSocket, Snapshot},
-    stats::closes::CloseRow,
+    stats::{closes::CloseRow, turnover::Turnover},
 };
 
 mod output;
 mod parsers;
 mod rules;
+mod rules_forecast;
 mod rules_stuck;
 mod rules_timewait;
 
@@ -153,17 +154,42 @@ pub fn windowed(
     closes: &[CloseRow],
     secs: f64,
 ) -> Vec<Finding> {
+    let turnover = Turnover::default();
+    measured_window(
+        sysctls,
+        (start, end),
+        (snap, snap),
+        &turnover,
+        secs,
+        stuck,
+        closes,
+    )
+}
+
+/// The findings of a window of `secs` from snapshot `first` to `last`, with `turnover` measured
+/// in between.
+pub fn measured_window(
+    sysctls: &Sysctls,
+    (start, end): (&Counters, &Counters),
+    (first, last): (&Snapshot, &Snapshot),
+    turnover: &Turnover,
+    secs: f64,
+    stuck: &[Stuck],
+    closes: &[CloseRow],
+) -> Vec<Finding> {
     let deltas = super::counters::deltas(start, end, secs);
     diagnose(&Inputs {
         sysctls,
         counters: end,
-        snapshot: snap,
+        snapshot: last,
         stuck,
         stuck_threshold: Duration::from_secs(30),
         window: Some(Period {
             secs,
             deltas: &deltas,
             closes,
+            first,
+            turnover,
         }),
     })
 }
@@ -183,6 +209,7 @@ pub fn measured(first: Snapshot, start: Counters, closes: Vec<CloseRow>) -> Meas
         first,
         start,
         closes,
+        turnover: Turnover::default(),
         events: 10,
         lost: 0,
     }

@@ -126,14 +126,42 @@ fn a_service_whose_timewait_this_host_causes_by_closing_first() {
     assert_eq!(f.evidence.get("local_first_pct"), Some(&json!(95.0)));
     assert_eq!(f.evidence.get("timewait"), Some(&json!(950)));
     assert_eq!(f.evidence.get("timewait_per_sec"), Some(&json!(95.0)));
-    assert_eq!(f.evidence.get("steady_time_wait"), Some(&json!(5700.0)));
+    // No TIME_WAIT lifetime measured: no steady number made up.
+    assert_eq!(f.evidence.get("steady_time_wait"), Some(&json!(null)));
+    assert_eq!(f.evidence.get("time_wait_ends_measured"), Some(&json!(0)));
     assert_eq!(f.severity, Severity::Notice);
     assert!(f.advice.contains("keep-alive") && f.advice.contains(FIN_TIMEOUT_MYTH));
-    // At a rate that would fill half of tcp_max_tw_buckets, a warning.
-    let small = stock_with(&[(sysctl::MAX_TW_BUCKETS, "8000")]);
-    let found = windowed(&small, &c, &c, &snap, &[], &rows, 10.0);
+    // 20 TIME_WAITs of this namespace ended after 42 s: 95/s x 42 s at once.
+    let mut t = Turnover::default();
+    for k in 0..20 {
+        t.record(&crate::model::Step {
+            ts_ns: k,
+            sk: k,
+            tuple: snap.sockets[1].tuple,
+            netns: 7,
+            owner: Default::default(),
+            from: TcpState::TimeWait,
+            to: TcpState::Close,
+            dwell_ns: Some(42 * S),
+            note: Some(crate::model::Note::Expired),
+            end: None,
+        });
+    }
+    let measured = |sysctls: &Sysctls| {
+        measured_window(sysctls, (&c, &c), (&snap, &snap), &t, 10.0, &[], &rows)
+    };
+    let found = measured(&stock());
+    let f = only(&found, "timewait-local-close");
+    assert_eq!(f.evidence.get("steady_time_wait"), Some(&json!(3990.0)));
     assert_eq!(
-        only(&found, "timewait-local-close").severity,
+        f.evidence.get("time_wait_secs_measured"),
+        Some(&json!(42.0))
+    );
+    assert_eq!(f.severity, Severity::Notice);
+    // At a rate that would fill half of tcp_max_tw_buckets, a warning.
+    let small = stock_with(&[(sysctl::MAX_TW_BUCKETS, "7000")]);
+    assert_eq!(
+        only(&measured(&small), "timewait-local-close").severity,
         Severity::Warning
     );
     // Too few TIME_WAITs, or mostly peer-first: nothing. Without a window: nothing.

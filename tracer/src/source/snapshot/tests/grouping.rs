@@ -66,13 +66,8 @@ fn by_service_groups_server_and_client_sides_with_oldest_ages() {
         sum.totals.oldest(TcpState::CloseWait),
         Some(Age::AtLeast(0))
     );
-    let rows: Vec<(String, Role, String, u64)> = sum
-        .rows
-        .iter()
-        .map(|r| (r.service.clone(), r.role, r.process(), r.states.total()))
-        .collect();
     assert_eq!(
-        rows,
+        rows_of(&sum),
         vec![
             (
                 "127.0.0.1:8080".into(),
@@ -136,5 +131,61 @@ fn by_state_has_totals_only() {
             (TcpState::CloseWait, 3),
             (TcpState::Listen, 1),
         ]
+    );
+}
+
+/// (service, role, process, sockets) of each row.
+fn rows_of(sum: &crate::source::snapshot::summary::Summary) -> Vec<(String, Role, String, u64)> {
+    sum.rows
+        .iter()
+        .map(|r| (r.service.clone(), r.role, r.process(), r.states.total()))
+        .collect()
+}
+
+#[test]
+fn by_unit_merges_the_processes_of_a_unit_per_role() {
+    use crate::model::cgroup_names::names_of;
+    use crate::source::snapshot::summary::regroup;
+    let mut sum = summarize(&incident(), StatesBy::Unit);
+    // nginx's processes in nginx.service; app in a container; no process: nothing.
+    regroup(&mut sum, StatesBy::Unit, |pid| match pid {
+        100..=102 => names_of("/system.slice/nginx.service"),
+        200 => names_of(&format!("/system.slice/docker-{}.scope", "ab".repeat(32))),
+        _ => names_of("/"),
+    });
+    assert_eq!(
+        rows_of(&sum),
+        vec![
+            (
+                "-".into(),
+                Role::Client,
+                "app (200) container abababababab".into(),
+                3
+            ),
+            (
+                "nginx.service".into(),
+                Role::Server,
+                "nginx (101) +1 nginx.service".into(),
+                3
+            ),
+            ("-".into(), Role::Server, "-".into(), 2),
+            (
+                "nginx.service".into(),
+                Role::Listener,
+                "nginx (100) nginx.service".into(),
+                1
+            ),
+        ]
+    );
+    // By container, app's container is its own row.
+    let mut sum = summarize(&incident(), StatesBy::Container);
+    regroup(&mut sum, StatesBy::Container, |pid| match pid {
+        200 => names_of(&format!("/system.slice/docker-{}.scope", "ab".repeat(32))),
+        _ => names_of("/"),
+    });
+    assert!(
+        sum.rows
+            .iter()
+            .any(|r| r.service == "abababababab" && r.states.total() == 1)
     );
 }
