@@ -77,6 +77,8 @@ pub struct RawEvent {
     pub comm: [u8; 16],
     /// The states of a [`kind::LIFE`] record ([`life::path_state`]); 0 otherwise.
     pub path: u64,
+    /// When a [`kind::LIFE`] record's life made its first transition; 0 otherwise.
+    pub start_ns: u64,
 }
 
 /// Kernel struct member offsets (bytes), read from the running kernel's BTF at load time and
@@ -247,7 +249,7 @@ const _: () = {
     assert!(core::mem::size_of::<FilterConfig>() == 72 + 36 * MAX_ADDR_RULES);
     // The kernel side writes RawEvent field by field into the ring buffer: no implicit
     // padding may be left uninitialised, and the addresses are written as aligned u32 words.
-    assert!(core::mem::size_of::<RawEvent>() == 104);
+    assert!(core::mem::size_of::<RawEvent>() == 112);
     assert!(core::mem::offset_of!(RawEvent, saddr) % 4 == 0);
     assert!(core::mem::offset_of!(RawEvent, daddr) % 4 == 0);
     assert!(core::mem::offset_of!(RawEvent, comm) == 80);

@@ -32,7 +32,7 @@ pub fn path_state(path: u64, i: u32) -> u8 {
 }
 
 /// One socket life followed in the kernel: what the close rules and the owner need, and when
-/// it entered its current state. 72 bytes.
+/// it entered its current state. 80 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LifeSlot {
@@ -42,6 +42,8 @@ pub struct LifeSlot {
     pub sk: u64,
     /// When the socket entered `state` (`bpf_ktime_get_boot_ns`).
     pub since_ns: u64,
+    /// When the slot took the life (its first transition here).
+    pub start_ns: u64,
     /// The states so far ([`path_state`]), `len` of them.
     pub path: u64,
     /// The owner, as of the last transition made inside its system call (connect, listen,

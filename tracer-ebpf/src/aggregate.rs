@@ -139,6 +139,7 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
         s.cookie = cookie;
         s.sk = seen.sk as u64;
         s.since_ns = now;
+        s.start_ns = now;
         // A child's path starts at ESTABLISHED: the model has its handshake one by one.
         (s.path, s.len) = match client {
             true => (old as u64 | (new as u64) << 4, 2),
@@ -250,6 +251,7 @@ fn push_life(s: &LifeSlot, record: &Seen, t: &tracer_common::SockTuple) -> Resul
             (*ev).cgroup_id = s.cgroup_id;
             (*ev).life_flags = s.flags;
             (*ev).path = s.path;
+            (*ev).start_ns = s.start_ns;
             let (from, to) = (
                 (&raw const s.comm).cast::<u64>(),
                 (&raw mut (*ev).comm).cast::<u64>(),

@@ -183,6 +183,7 @@ pub fn emit_flagged<R: Reader>(seen: Seen, life_flags: u8) -> Result<(), i32> {
             (*ev).cgroup_id = bpf_get_current_cgroup_id();
             (*ev).life_flags = life_flags;
             (*ev).path = 0;
+            (*ev).start_ns = 0;
             // The helper fills (or, on error, zeroes) the 16 bytes itself.
             generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
         }

@@ -115,6 +115,8 @@ pub enum EventKind {
         path: LifePath,
         /// [`tracer_common::life::flags`] bits.
         flags: u8,
+        /// When its first transition happened (the others at the record's time).
+        start_ns: u64,
     },
 }
 
@@ -226,6 +228,7 @@ impl TryFrom<&RawEvent> for Event {
                 new: state(raw.new_state)?,
                 path: LifePath::new(raw.path)?,
                 flags: raw.life_flags,
+                start_ns: raw.start_ns,
             },
             other => return Err(DecodeError::UnknownKind(other)),
         };

@@ -9,7 +9,7 @@ impl Model {
     pub(super) fn apply_life(
         &mut self,
         ev: &Event,
-        (old, new): (TcpState, TcpState),
+        (old, new, start_ns): (TcpState, TcpState, u64),
         path: LifePath,
         life_flags: u8,
         unsure: bool,
@@ -22,13 +22,20 @@ impl Model {
         };
         let mut states = path.states();
         let mut at = states.next();
+        let mut opening = true;
         for next in states {
             if let Some(from) = at {
+                // The first transition at its own time (a connection's life is measured from
+                // it), the others at the record's.
+                let mut change = change(from, next);
+                if std::mem::take(&mut opening) && start_ns != 0 && start_ns <= ev.ts_ns {
+                    change.ts_ns = start_ns;
+                }
                 let last = (from, next) == (old, new) && life_flags & flags::PATH_FULL == 0;
                 if last {
                     self.resets(ev, life_flags, unsure, steps);
                 }
-                self.apply_one(&change(from, next), unsure, steps);
+                self.apply_one(&change, unsure, steps);
             }
             at = Some(next);
         }

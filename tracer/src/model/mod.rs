@@ -220,7 +220,8 @@ impl Model {
                 new,
                 path,
                 flags,
-            } => self.apply_life(ev, (old, new), path, flags, unsure, steps),
+                start_ns,
+            } => self.apply_life(ev, (old, new, start_ns), path, flags, unsure, steps),
             _ => self.apply_one(ev, unsure, steps),
         }
         let e = self.evictions();

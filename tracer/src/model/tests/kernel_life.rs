@@ -19,6 +19,7 @@ fn life(ts: u64, sk: u64, t: Tuple, pid: u32, states: &[TcpState], life_flags: u
         new: states[n - 1],
         path: path(states),
         flags: life_flags,
+        start_ns: 0,
     };
     event(ts, sk, t, pid, kind)
 }
@@ -121,4 +122,18 @@ fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
     let e = end.last().unwrap().end.unwrap();
     assert_eq!((e.kind, e.role), (CloseKind::PeerFirst, Role::Server));
     assert_eq!(end.last().unwrap().owner.pid, 7);
+}
+
+#[test]
+fn a_lifes_first_transition_keeps_its_own_time() {
+    let t = tuple(T0, 80);
+    let states = [Close, SynSent, Established, CloseWait, LastAck];
+    let mut record = life(S, 1, t, 5, &states, 0);
+    if let EventKind::Life { start_ns, .. } = &mut record.kind {
+        *start_ns = MS;
+    }
+    let steps = run(&[record]).1;
+    let times: Vec<(TcpState, u64)> = steps.iter().map(|s| (s.to, s.ts_ns)).collect();
+    assert_eq!(times[0], (SynSent, MS), "the connect, when it happened");
+    assert!(times[1..].iter().all(|&(_, ts)| ts == S), "{times:?}");
 }

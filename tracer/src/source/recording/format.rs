@@ -282,6 +282,7 @@ impl Record {
                 life_flags: 0,
                 _pad: [0; 2],
                 path: 0,
+                start_ns: 0,
                 comm: d.array()?,
             }),
             TAG_TICK => Record::Tick {

@@ -255,6 +255,7 @@ fn arb_raw() -> impl Strategy<Value = RawEvent> {
                 life_flags: 0,
                 _pad: [0; 2],
                 path: 0,
+                start_ns: 0,
                 comm,
             }
         },

@@ -1,5 +1,5 @@
 //! Connection-end rows regrouped by the names of their processes' cgroups.
-use super::closes::{CloseRow, CloseStats, GroupBy, regroup};
+use super::super::closes::{CloseRow, CloseStats, GroupBy, regroup};
 use crate::model::cgroup_names::names_of;
 
 fn row(process: &str, role: &str, ended: u64, path: &str) -> CloseRow {

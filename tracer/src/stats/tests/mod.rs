@@ -1,0 +1,2 @@
+mod closes;
+mod dwell;
