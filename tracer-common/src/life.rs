@@ -70,10 +70,21 @@ pub const DWELL_BUCKETS: u32 = 256 + (52 - 8) * 128;
 pub const DWELL_CHUNK: u32 = 512;
 /// Map entries per state.
 pub const DWELL_CHUNKS: u32 = DWELL_BUCKETS.div_ceil(DWELL_CHUNK);
-/// States with a histogram: every TCP state number from 1 (`ESTABLISHED`) to 12.
-pub const DWELL_STATES: u32 = 12;
+/// The states the kernel times, by TCP state number: a life's slot is taken after CLOSE and
+/// LISTEN, and TIME_WAIT goes one event at a time. The histogram of `DWELL_STATES[i]` is the
+/// `i`th.
+pub const DWELL_STATES: [u8; 8] = [
+    crate::tcp_state::ESTABLISHED,
+    crate::tcp_state::SYN_SENT,
+    crate::tcp_state::SYN_RECV,
+    crate::tcp_state::FIN_WAIT1,
+    crate::tcp_state::FIN_WAIT2,
+    crate::tcp_state::CLOSE_WAIT,
+    crate::tcp_state::LAST_ACK,
+    crate::tcp_state::CLOSING,
+];
 /// Entries of the `DWELL` map.
-pub const DWELL_ENTRIES: u32 = DWELL_STATES * DWELL_CHUNKS;
+pub const DWELL_ENTRIES: u32 = DWELL_STATES.len() as u32 * DWELL_CHUNKS;
 
 /// The histogram bucket of a duration in nanoseconds.
 #[inline(always)]
@@ -86,14 +97,30 @@ pub fn dwell_bucket(ns: u64) -> u32 {
     256 + (msb - 8) * 128 + ((ns >> (msb - 7)) & 127) as u32
 }
 
-/// The `DWELL` map entry and the index in it of `state`'s bucket `bucket` (state 1..=12).
+/// The `DWELL` map entry and the index in it of `state`'s bucket `bucket`; `None` for a
+/// state the kernel does not time.
 #[inline(always)]
-pub fn dwell_entry(state: u8, bucket: u32) -> (u32, u32) {
-    let s = (state as u32).wrapping_sub(1) % DWELL_STATES;
-    (
+pub fn dwell_entry(state: u8, bucket: u32) -> Option<(u32, u32)> {
+    let s = match state {
+        crate::tcp_state::ESTABLISHED => 0,
+        crate::tcp_state::SYN_SENT => 1,
+        crate::tcp_state::SYN_RECV => 2,
+        crate::tcp_state::FIN_WAIT1 => 3,
+        crate::tcp_state::FIN_WAIT2 => 4,
+        crate::tcp_state::CLOSE_WAIT => 5,
+        crate::tcp_state::LAST_ACK => 6,
+        crate::tcp_state::CLOSING => 7,
+        _ => return None,
+    };
+    let bucket = if bucket < DWELL_BUCKETS {
+        bucket
+    } else {
+        DWELL_BUCKETS - 1
+    };
+    Some((
         s * DWELL_CHUNKS + bucket / DWELL_CHUNK,
         bucket % DWELL_CHUNK,
-    )
+    ))
 }
 
 /// The value a bucket stands for: its midpoint (exact below 256 ns).
@@ -138,12 +165,18 @@ mod tests {
     }
 
     #[test]
-    fn entries_split_states_into_chunks() {
-        assert_eq!(dwell_entry(1, 0), (0, 0));
-        assert_eq!(dwell_entry(1, 513), (1, 1));
-        assert_eq!(dwell_entry(2, 0), (DWELL_CHUNKS, 0));
-        let (entry, _) = dwell_entry(12, DWELL_BUCKETS - 1);
+    fn entries_split_the_timed_states_into_chunks() {
+        assert_eq!(dwell_entry(1, 0), Some((0, 0)));
+        assert_eq!(dwell_entry(1, 513), Some((1, 1)));
+        assert_eq!(dwell_entry(2, 0), Some((DWELL_CHUNKS, 0)));
+        let (entry, _) = dwell_entry(crate::tcp_state::CLOSING, DWELL_BUCKETS - 1).unwrap();
         assert_eq!(entry, DWELL_ENTRIES - 1);
+        for untimed in [0, 6, 7, 10, 12] {
+            assert_eq!(dwell_entry(untimed, 0), None);
+        }
+        for (i, &state) in DWELL_STATES.iter().enumerate() {
+            assert_eq!(dwell_entry(state, 0), Some((i as u32 * DWELL_CHUNKS, 0)));
+        }
     }
 
     #[test]

@@ -86,7 +86,10 @@ fn slot(cookie: u64) -> Option<&'static mut LifeSlot> {
     let hash = (cookie.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32;
     let ptr = LIVES.get_ptr_mut(hash & SLOT_MASK.load())?;
     // SAFETY: a map value that lives as long as the map; a socket's transitions are
-    // serialised by its lock, and a slot is only written for the socket whose cookie it holds.
+    // serialised by its lock, and a slot is only written for the socket whose cookie and
+    // address it holds, or taken when free. Two sockets whose cookies share a free slot could
+    // both take it in the same instant on two CPUs (no compare-and-swap before BPF v3); the
+    // loser's next transition then finds another address and goes one by one.
     Some(unsafe { &mut *ptr })
 }
 
@@ -165,10 +168,9 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     if s.state != old {
         // A transition that does not follow (cannot happen while every one is seen): hand
         // the life so far to userspace and follow the rest one by one.
-        let flushed = flush(s, seen.sk, seen.family, seen.sport);
-        s.cookie = 0;
-        flushed?;
-        return emit::<DirectRead>(seen);
+        let flushed = release_after(s, |s| flush(s, seen.sk, seen.family, seen.sport));
+        let emitted = emit::<DirectRead>(seen);
+        return flushed.and(emitted);
     }
     if old == new {
         // shutdown() then close() reports FIN_WAIT1 -> FIN_WAIT1: not a change.
@@ -194,19 +196,28 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     if (old, new) == (CLOSE_WAIT, LAST_ACK) {
         // The peer's FIN leaves now: on one host it turns the peer's FIN_WAIT2 timewait into
         // TIME_WAIT, which the model times from this moment. The rest comes one by one.
-        s.cookie = 0;
-        return flush(s, seen.sk, seen.family, seen.sport);
+        return release_after(s, |s| flush(s, seen.sk, seen.family, seen.sport));
     }
     if new != CLOSE {
         return Ok(());
     }
-    let t = tuple::<DirectRead>(&seen)?;
     let record = Seen {
         kind: kind::LIFE,
         ..seen
     };
+    release_after(s, |s| push_life(s, &record, &tuple::<DirectRead>(&seen)?))
+}
+
+/// Runs `send` (which reads the slot), then frees the slot whatever it returned: freed
+/// before, another CPU could take the slot and mix its life into the record.
+#[inline(always)]
+fn release_after(
+    s: &mut LifeSlot,
+    send: impl FnOnce(&LifeSlot) -> Result<(), i32>,
+) -> Result<(), i32> {
+    let sent = send(s);
     s.cookie = 0;
-    push_life(s, &record, &t)
+    sent
 }
 
 /// The current task becomes the life's owner.
@@ -222,7 +233,9 @@ fn take_owner(s: &mut LifeSlot) {
 
 #[inline(always)]
 fn record_dwell(state: u8, ns: u64) {
-    let (entry, i) = life::dwell_entry(state, life::dwell_bucket(ns));
+    let Some((entry, i)) = life::dwell_entry(state, life::dwell_bucket(ns)) else {
+        return;
+    };
     if let Some(chunk) = DWELL.get_ptr_mut(entry) {
         // SAFETY: this CPU's chunk; the index is masked into it.
         unsafe { (*chunk)[(i & (DWELL_CHUNK - 1)) as usize] += 1 };
@@ -290,8 +303,7 @@ pub fn timewait_starts(tw: *const u8, family: u16, sport: u16) -> Result<(), i32
     if cookie == 0 || s.cookie != cookie || s.ports != [sport, dport] {
         return Ok(());
     }
-    s.cookie = 0;
-    flush(s, tw, family, sport)
+    release_after(s, |s| flush(s, tw, family, sport))
 }
 
 /// A reset on a socket whose life is followed here: noted in its slot (`true`), else the

@@ -64,8 +64,11 @@ pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
         family: read::<u16>(tw, o.skc_family)?,
         sport: u16::from_be(read::<u16>(tw, o.tw_sport)?),
     };
-    if event_kind == kind::TW_START && crate::aggregate::enabled() {
-        crate::aggregate::timewait_starts(tw, seen.family, seen.sport)?;
-    }
-    emit::<ProbeRead>(seen)
+    // The life so far goes first; the start goes whether or not that worked.
+    let flushed = match event_kind == kind::TW_START && crate::aggregate::enabled() {
+        true => crate::aggregate::timewait_starts(tw, seen.family, seen.sport),
+        false => Ok(()),
+    };
+    let emitted = emit::<ProbeRead>(seen);
+    flushed.and(emitted)
 }

@@ -3,7 +3,7 @@
 //! lines and the libraries' debug lines, and `RUST_LOG`
 //! (e.g. `RUST_LOG=tracer=debug`) overrides both. Under systemd, whose journal reads a `<N>`
 //! syslog priority at the start of each stderr line, each line carries its level that way.
-//! Nothing is logged per event.
+//! Below trace, nothing is logged per event.
 use std::io::Write;
 
 use log::{Level, LevelFilter};

@@ -30,6 +30,13 @@ impl Sink for Countdown {
         Ok(())
     }
 
+    fn dwell(&mut self, _now_ns: u64, state: TcpState, _ns: u64, n: u64) -> Result<()> {
+        if state == self.state {
+            self.seen += n;
+        }
+        Ok(())
+    }
+
     fn tick(&mut self, collector: &Collector) -> Result<()> {
         if !self.live {
             return Ok(());

@@ -101,7 +101,12 @@ impl Collector {
             return Ok(());
         };
         let mut dwell = std::mem::take(&mut self.dwell);
-        lives.dwell_since(|at, n| dwell.push((at, n)))?;
+        // A failed read is said once; what a later read finds is taken in then.
+        if let Err(e) = lives.dwell_since(|at, n| dwell.push((at, n)))
+            && !std::mem::replace(&mut self.dwell_warned, true)
+        {
+            log::warn!("{e:#}: durations counted in the kernel are late until a read works");
+        }
         let mut handed = Ok(());
         for &(at, n) in &dwell {
             let Some((state, ns)) = crate::source::probe::aggregate::bucket_at(at) else {

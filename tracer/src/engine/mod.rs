@@ -100,6 +100,8 @@ pub struct Collector {
     lost_warned: std::cell::Cell<bool>,
     /// Durations kernel aggregation counted, read but not yet handed on (reused).
     dwell: Vec<(usize, u64)>,
+    /// A read of those durations failed (said once).
+    dwell_warned: bool,
 }
 
 impl Collector {
@@ -194,6 +196,7 @@ impl Collector {
             last_lost: std::cell::Cell::new(0),
             lost_warned: std::cell::Cell::new(false),
             dwell: Vec::new(),
+            dwell_warned: false,
         }
     }
 
@@ -321,7 +324,12 @@ impl Collector {
             lives: Some(lives), ..
         }) = &self.source
         {
-            for (state, since_ns) in lives.open() {
+            for (state, since_ns, sk) in lives.open() {
+                // A child the kernel took over a moment ago, still in the model's SYN_RECV
+                // until its flagged change is read: counted once, there.
+                if self.model.holds(sk) {
+                    continue;
+                }
                 let Some(o) = open.get_mut(state.index()) else {
                     continue;
                 };

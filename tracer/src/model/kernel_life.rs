@@ -15,6 +15,12 @@ impl Model {
         unsure: bool,
         steps: &mut Vec<Step>,
     ) {
+        // A life that starts here settles the held end of the address's previous life now,
+        // before the steps whose durations the kernel counted.
+        let starts = path.states().next() == Some(TcpState::Close);
+        if starts {
+            steps.extend(self.sockets.take_held_end(ev.sk));
+        }
         let first = steps.len();
         let change = |old, new| Event {
             kind: EventKind::StateChange { old, new },
@@ -25,10 +31,10 @@ impl Model {
         let mut opening = true;
         for next in states {
             if let Some(from) = at {
-                // The first transition at its own time (a connection's life is measured from
-                // it), the others at the record's.
+                // A connect at its own time (a connection's life is measured from it), the
+                // others at the record's.
                 let mut change = change(from, next);
-                if std::mem::take(&mut opening) && start_ns != 0 && start_ns <= ev.ts_ns {
+                if std::mem::take(&mut opening) && starts && start_ns != 0 && start_ns <= ev.ts_ns {
                     change.ts_ns = start_ns;
                 }
                 let last = (from, next) == (old, new) && life_flags & flags::PATH_FULL == 0;

@@ -328,6 +328,12 @@ impl Model {
         open
     }
 
+    /// Whether the model follows the full socket at `sk` itself: a life the kernel has just
+    /// taken over (kernel aggregation) is counted here until the model hears of it.
+    pub fn holds(&self, sk: u64) -> bool {
+        self.sockets.holds(sk)
+    }
+
     /// Every socket and timewait in progress ([`Held`]); [`Model::owner`] names its owner.
     pub fn held(&self) -> impl Iterator<Item = Held> + '_ {
         self.sockets.held().chain(self.timewaits.held())

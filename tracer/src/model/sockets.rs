@@ -266,6 +266,18 @@ impl Sockets {
         }
     }
 
+    /// The end of `sk`'s previous life held for its RST, released now: a new life began there.
+    pub fn take_held_end(&mut self, sk: u64) -> Option<Step> {
+        self.pending.take(sk)
+    }
+
+    /// Whether the model follows `sk`'s life itself (not in the kernel's hands).
+    pub fn holds(&self, sk: u64) -> bool {
+        self.lives
+            .get(sk)
+            .is_some_and(|row| !Life::from_row(row).in_kernel)
+    }
+
     /// The end of `sk` held for its RST keeps no duration (kernel aggregation counted it).
     pub fn untime_held_end(&mut self, sk: u64) {
         self.pending.untime(sk);

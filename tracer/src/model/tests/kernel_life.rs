@@ -101,16 +101,22 @@ fn a_life_handed_to_its_timewait_goes_on_one_by_one() {
     assert_eq!(step.owner.pid, 5);
 }
 
-#[test]
-fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
-    let t = tuple(80, T0);
-    let mut model = Model::new();
+/// A listener's child whose handshake went one event at a time, then taken over by the
+/// kernel at `SYN_RECV -> ESTABLISHED` (2 ms); the steps of that change.
+fn child_followed(model: &mut Model, t: Tuple) -> Vec<Step> {
     model.apply(&change(MS, 1, t, Listen, SynRecv));
     let followed = EventKind::Followed {
         old: SynRecv,
         new: Established,
     };
-    let steps = model.apply(&event(2 * MS, 1, t, 0, followed));
+    model.apply(&event(2 * MS, 1, t, 0, followed))
+}
+
+#[test]
+fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
+    let t = tuple(80, T0);
+    let mut model = Model::new();
+    let steps = child_followed(&mut model, t);
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].dwell_ns, Some(MS), "its handshake is timed here");
     assert_eq!(model.open_by_state(3 * MS)[Established.index()].count, 0);
@@ -136,4 +142,23 @@ fn a_lifes_first_transition_keeps_its_own_time() {
     let times: Vec<(TcpState, u64)> = steps.iter().map(|s| (s.to, s.ts_ns)).collect();
     assert_eq!(times[0], (SynSent, MS), "the connect, when it happened");
     assert!(times[1..].iter().all(|&(_, ts)| ts == S), "{times:?}");
+}
+
+#[test]
+fn a_childs_record_keeps_its_time_whatever_its_start() {
+    let t = tuple(80, T0);
+    let mut model = Model::new();
+    child_followed(&mut model, t);
+    // Reset by the peer: ESTABLISHED -> CLOSE, its life started at the handshake's end.
+    let mut record = life(S, 1, t, 0, &[Established, Close], flags::RST_RECEIVED);
+    if let EventKind::Life { start_ns, .. } = &mut record.kind {
+        *start_ns = 2 * MS;
+    }
+    let end = model.apply(&record);
+    let step = end.last().unwrap();
+    assert_eq!(
+        step.ts_ns, S,
+        "the close at its own time, not the handshake's"
+    );
+    assert_eq!(step.end.unwrap().kind, CloseKind::RstReceived);
 }

@@ -9,14 +9,16 @@ use aya::{
     Ebpf,
     maps::{MapData, PerCpuArray},
 };
-use tracer_common::life::{DWELL_CHUNK, DWELL_CHUNKS, DWELL_ENTRIES, LifeSlot, dwell_bucket_value};
+use tracer_common::life::{
+    DWELL_CHUNK, DWELL_CHUNKS, DWELL_ENTRIES, DWELL_STATES, LifeSlot, dwell_bucket_value,
+};
 
 use crate::model::TcpState;
 
 /// The environment variable that forces a choice.
 pub const ENV: &str = "TRACER_KERNEL_AGGREGATION";
 
-/// Slots for lives followed in the kernel (72 bytes each, 4.5 MiB), at most: a life that
+/// Slots for lives followed in the kernel (80 bytes each, 5 MiB), at most: a life that
 /// finds its slot taken goes the per-transition way.
 pub const MAX_SLOTS: u32 = 1 << 16;
 
@@ -146,16 +148,17 @@ impl Lives {
         Ok(())
     }
 
-    /// Every life followed now: its state and when it entered it.
-    pub fn open(&self) -> impl Iterator<Item = (TcpState, u64)> + '_ {
+    /// Every life followed now: its state, when it entered it, and its socket's address. A
+    /// slot that is closing (its record on the way) is left out.
+    pub fn open(&self) -> impl Iterator<Item = (TcpState, u64, u64)> + '_ {
         let base = self.slots.as_ptr().cast::<LifeSlot>();
         (0..self.len).filter_map(move |i| {
             // SAFETY: `i` is within the mapping; LifeSlot is plain data, every bit pattern valid.
             let slot = unsafe { base.add(i).read_volatile() };
-            if slot.cookie == 0 {
+            if slot.cookie == 0 || slot.state == tracer_common::tcp_state::CLOSE {
                 return None;
             }
-            Some((TcpState::from_kernel(slot.state)?, slot.since_ns))
+            Some((TcpState::from_kernel(slot.state)?, slot.since_ns, slot.sk))
         })
     }
 
@@ -182,7 +185,7 @@ pub fn bucket_at(at: usize) -> Option<(TcpState, u64)> {
     if bucket >= tracer_common::life::DWELL_BUCKETS {
         return None;
     }
-    let state = TcpState::from_kernel(u8::try_from(state + 1).ok()?)?;
+    let state = TcpState::from_kernel(*DWELL_STATES.get(state as usize)?)?;
     Some((state, dwell_bucket_value(bucket)))
 }
 
@@ -202,8 +205,8 @@ mod tests {
 
     #[test]
     fn positions_name_the_state_and_bucket_the_kernel_counted() {
-        for (state, ns) in [(1u8, 5u64), (2, 70_000), (6, 60_000_000_000), (10, 3)] {
-            let (entry, i) = dwell_entry(state, dwell_bucket(ns));
+        for (state, ns) in [(1u8, 5u64), (2, 70_000), (8, 60_000_000_000), (11, 3)] {
+            let (entry, i) = dwell_entry(state, dwell_bucket(ns)).unwrap();
             let at = (entry * DWELL_CHUNK + i) as usize;
             let (named, value) = bucket_at(at).unwrap();
             assert_eq!(named, TcpState::from_kernel(state).unwrap());

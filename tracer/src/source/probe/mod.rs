@@ -36,7 +36,7 @@ pub enum Detail {
     Lives,
 }
 
-/// Default ring buffer size, all rings together: 16 MiB holds ~170k events, several seconds
+/// Default ring buffer size, all rings together: 16 MiB holds ~150k events, several seconds
 /// of a very busy host.
 pub const DEFAULT_RING_BYTES: u32 = 16 * 1024 * 1024;
 
@@ -80,18 +80,26 @@ fn attach_tracepoints(
     for name in TRACEPOINTS {
         attach_btf_tracepoint(ebpf, btf, name, name)?;
     }
-    let outcome = match aggregate {
-        None => aggregate::Outcome::NotAsked,
-        Some(choice) => match attach_btf_tracepoint(ebpf, btf, AGGREGATE_STATE, STATE) {
-            Ok(()) => return Ok(aggregate::Outcome::Attached),
-            Err(e) if choice == aggregate::Choice::On => {
-                return Err(e.context(format!("{}=on", aggregate::ENV)));
-            }
-            Err(e) => aggregate::Outcome::Refused(format!("{e:#}")),
-        },
+    let Some(choice) = aggregate else {
+        attach_btf_tracepoint(ebpf, btf, STATE, STATE)?;
+        return Ok(aggregate::Outcome::NotAsked);
     };
-    attach_btf_tracepoint(ebpf, btf, STATE, STATE)?;
-    Ok(outcome)
+    let program: &mut BtfTracePoint = program(ebpf, AGGREGATE_STATE)?.try_into()?;
+    match program.load(STATE, btf) {
+        Ok(()) => {
+            program
+                .attach()
+                .with_context(|| format!("attaching {AGGREGATE_STATE} to tracepoint {STATE}"))?;
+            Ok(aggregate::Outcome::Attached)
+        }
+        Err(e) => {
+            let why = timewait::refusal(e).context(format!("loading {AGGREGATE_STATE}"));
+            match choice {
+                aggregate::Choice::On => Err(why.context(format!("{}=on", aggregate::ENV))),
+                _ => Ok(aggregate::Outcome::Refused(format!("{why:#}"))),
+            }
+        }
+    }
 }
 
 /// Program `name` of the loaded object.
@@ -123,7 +131,6 @@ impl Probe {
     /// hooks, else none), which it names on stderr.
     pub fn attach(filter: &FilterConfig, ring_bytes: u32, detail: Detail) -> Result<Probe> {
         check_can_trace()?;
-        let choice = timewait::Choice::from_env()?;
         let aggregation = aggregate::Choice::from_env()?;
         // Owner filters decide per event in the kernel (filter.rs): not with aggregation.
         let aggregate = (detail == Detail::Lives
@@ -131,6 +138,28 @@ impl Probe {
             && filter.owner_match == 0
             && !floor::requested())
         .then_some(aggregation);
+        match Probe::attach_once(filter, ring_bytes, aggregate)? {
+            Ok(probe) => Ok(probe),
+            // Loaded again without it: its maps then take no memory, its hooks no time.
+            Err(why) => {
+                log::info!(
+                    "kernel aggregation unavailable ({why}; it needs Linux 5.12+): every \
+                     transition goes to userspace"
+                );
+                Probe::attach_once(filter, ring_bytes, None)?
+                    .map_err(|why| anyhow!("kernel aggregation refused though not asked: {why}"))
+            }
+        }
+    }
+
+    /// [`Probe::attach`] with or without kernel aggregation; `Ok(Err(why))` when the kernel
+    /// refused it (everything is detached again then).
+    fn attach_once(
+        filter: &FilterConfig,
+        ring_bytes: u32,
+        aggregate: Option<aggregate::Choice>,
+    ) -> Result<Result<Probe, String>> {
+        let choice = timewait::Choice::from_env()?;
         let slots = match aggregate {
             Some(_) => aggregate::slots(crate::model::limits::configured_max_sockets()),
             None => 1,
@@ -197,6 +226,9 @@ impl Probe {
             timewait::Path::None(format!("{}=1", floor::ENV))
         } else {
             aggregated = attach_tracepoints(&mut ebpf, &btf, aggregate)?;
+            if let aggregate::Outcome::Refused(why) = aggregated {
+                return Ok(Err(why));
+            }
             let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
             match &path {
                 timewait::Path::None(_) => log::warn!("{path}"),
@@ -212,19 +244,13 @@ impl Probe {
                 );
                 Some(aggregate::Lives::take(&mut ebpf, slots)?)
             }
-            aggregate::Outcome::Refused(why) => {
-                log::info!(
-                    "kernel aggregation unavailable ({why}; it needs Linux 5.12+): every transition goes to userspace"
-                );
-                None
-            }
-            aggregate::Outcome::NotAsked => None,
+            aggregate::Outcome::Refused(_) | aggregate::Outcome::NotAsked => None,
         };
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("LOST map missing")?)?;
         let messages = aya_log::EbpfLogger::init(&mut ebpf)
             .map_err(|e| log::warn!("the eBPF programs' messages cannot be read: {e}"))
             .ok();
-        Ok(Probe {
+        Ok(Ok(Probe {
             ebpf,
             rings,
             lost,
@@ -232,7 +258,7 @@ impl Probe {
             timewait_supported: path.followed(),
             timewait: path,
             lives,
-        })
+        }))
     }
 
     /// Waits until a ring has a batch of events, then appends to `out`, in time order, every

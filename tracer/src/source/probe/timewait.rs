@@ -204,7 +204,7 @@ fn attach_timer(ebpf: &mut Ebpf, btf: &Btf, kernel: &Kernel) -> Result<Path> {
 
 /// A load error in one line: the kernel's answer and the verifier's last words, if any (aya's
 /// own message repeats the errno and dumps the whole log).
-fn refusal(e: ProgramError) -> anyhow::Error {
+pub(super) fn refusal(e: ProgramError) -> anyhow::Error {
     match e {
         ProgramError::LoadError {
             io_error,
