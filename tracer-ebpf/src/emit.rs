@@ -193,9 +193,13 @@ pub fn emit_flagged<R: Reader>(seen: Seen, life_flags: u8) -> Result<(), i32> {
 /// The socket's addresses, ports and namespace when the filter keeps the event, else `None`.
 #[inline(always)]
 pub fn kept<R: Reader>(seen: &Seen) -> Result<Option<SockTuple>, i32> {
-    let t = tuple::<R>(seen)?;
-    let kept = filter::passes_ports(seen.family, seen.sport, t.dport)
-        && filter::passes_netns(t.netns)
+    // Family and ports first, before the addresses are even read.
+    let dport = remote_port::<R>(seen)?;
+    if !filter::passes_ports(seen.family, seen.sport, dport) {
+        return Ok(None);
+    }
+    let t = tuple_with::<R>(seen, dport)?;
+    let kept = filter::passes_netns(t.netns)
         && filter::passes_addresses(&t, seen.kind, seen.old_state, seen.new_state)
         && (!filter::has_owner_filter()
             || filter::followed(
@@ -211,8 +215,19 @@ pub fn kept<R: Reader>(seen: &Seen) -> Result<Option<SockTuple>, i32> {
 /// The socket's addresses, ports and namespace.
 #[inline(always)]
 pub fn tuple<R: Reader>(seen: &Seen) -> Result<SockTuple, i32> {
+    tuple_with::<R>(seen, remote_port::<R>(seen)?)
+}
+
+/// The remote port, host order.
+#[inline(always)]
+fn remote_port<R: Reader>(seen: &Seen) -> Result<u16, i32> {
+    Ok(u16::from_be(R::read::<u16>(seen.sk, offset!(skc_dport))?))
+}
+
+/// [`tuple`] with the remote port already read.
+#[inline(always)]
+fn tuple_with<R: Reader>(seen: &Seen, dport: u16) -> Result<SockTuple, i32> {
     let sk = seen.sk;
-    let dport = u16::from_be(R::read::<u16>(sk, offset!(skc_dport))?);
     let (saddr, daddr) = if seen.family == AF_INET {
         (
             read_addr::<R>(sk, offset!(skc_rcv_saddr), 1),

@@ -330,14 +330,9 @@ impl Collector {
                 if self.model.holds(sk) {
                     continue;
                 }
-                let Some(o) = open.get_mut(state.index()) else {
-                    continue;
-                };
-                let age_ns = now_ns.saturating_sub(since_ns);
-                if o.count == 0 || (age_ns, false) > (o.oldest_ns, !o.oldest_exact) {
-                    (o.oldest_ns, o.oldest_exact) = (age_ns, true);
+                if let Some(o) = open.get_mut(state.index()) {
+                    o.add(now_ns.saturating_sub(since_ns), true);
                 }
-                o.count += 1;
             }
         }
         open

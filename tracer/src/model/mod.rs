@@ -105,6 +105,17 @@ pub struct Open {
     pub oldest_exact: bool,
 }
 
+impl Open {
+    /// Counts one more socket of age `age_ns` (only a lower bound unless `exact`). Of equally
+    /// old sockets, one whose age is only a lower bound is the oldest.
+    pub fn add(&mut self, age_ns: u64, exact: bool) {
+        if self.count == 0 || (age_ns, !exact) > (self.oldest_ns, !self.oldest_exact) {
+            (self.oldest_ns, self.oldest_exact) = (age_ns, exact);
+        }
+        self.count += 1;
+    }
+}
+
 impl Default for Open {
     fn default() -> Self {
         Open {
@@ -317,13 +328,9 @@ impl Model {
         let mut open = [Open::default(); TcpState::ALL.len()];
         let all = self.sockets.ages(now_ns).chain(self.timewaits.ages(now_ns));
         for (state, age_ns, exact) in all {
-            let Some(o) = open.get_mut(state.index()) else {
-                continue;
-            };
-            if o.count == 0 || (age_ns, !exact) > (o.oldest_ns, !o.oldest_exact) {
-                (o.oldest_ns, o.oldest_exact) = (age_ns, exact);
+            if let Some(o) = open.get_mut(state.index()) {
+                o.add(age_ns, exact);
             }
-            o.count += 1;
         }
         open
     }

@@ -116,7 +116,7 @@ impl Lives {
             .touched
             .get(&0, 0)
             .context("reading the kernel's dwell-time totals")?;
-        let mut sums = vec![0u64; DWELL_ENTRIES as usize];
+        let mut sums = [0u64; DWELL_ENTRIES as usize];
         for cpu in totals.iter() {
             for (sum, n) in sums.iter_mut().zip(cpu) {
                 *sum = sum.wrapping_add(*n);

@@ -125,6 +125,35 @@ fn attach_btf_tracepoint(
     Ok(())
 }
 
+/// What attaching needs to know of the running kernel and host, read once (a refused kernel
+/// aggregation loads the programs a second time).
+struct Host {
+    choice: timewait::Choice,
+    offsets: tracer_common::KernelOffsets,
+    kernel: timewait::Kernel,
+    btf: aya::Btf,
+    layout: rings::Layout,
+}
+
+impl Host {
+    fn read(ring_bytes: u32) -> Result<Host> {
+        let btf_rs = btf_rs::Btf::from_file(privilege::VMLINUX_BTF)
+            .map_err(|e| anyhow!("{e}"))
+            .context("reading kernel BTF")?;
+        let offsets = kernel_offsets(&btf_rs).context("reading struct offsets from kernel BTF")?;
+        Ok(Host {
+            choice: timewait::Choice::from_env()?,
+            offsets,
+            kernel: timewait::Kernel {
+                hashdance: offsets::has_function(&btf_rs, "inet_twsk_hashdance_schedule"),
+                tw_timer_handler: tw_timer_handler(),
+            },
+            btf: aya::Btf::from_sys_fs().context("parsing kernel BTF")?,
+            layout: rings::Layout::for_host(ring_bytes)?,
+        })
+    }
+}
+
 impl Probe {
     /// Checks privileges, reads offsets from BTF, loads and attaches every program, with the
     /// TIME_WAIT path chosen by [`timewait::HOOKS_ENV`] (default: fentry, else the timer
@@ -138,7 +167,8 @@ impl Probe {
             && filter.owner_match == 0
             && !floor::requested())
         .then_some(aggregation);
-        match Probe::attach_once(filter, ring_bytes, aggregate)? {
+        let host = Host::read(ring_bytes)?;
+        match Probe::attach_once(filter, &host, aggregate)? {
             Ok(probe) => Ok(probe),
             // Loaded again without it: its maps then take no memory, its hooks no time.
             Err(why) => {
@@ -146,7 +176,7 @@ impl Probe {
                     "kernel aggregation unavailable ({why}; it needs Linux 5.12+): every \
                      transition goes to userspace"
                 );
-                Probe::attach_once(filter, ring_bytes, None)?
+                Probe::attach_once(filter, &host, None)?
                     .map_err(|why| anyhow!("kernel aggregation refused though not asked: {why}"))
             }
         }
@@ -156,28 +186,24 @@ impl Probe {
     /// refused it (everything is detached again then).
     fn attach_once(
         filter: &FilterConfig,
-        ring_bytes: u32,
+        host: &Host,
         aggregate: Option<aggregate::Choice>,
     ) -> Result<Result<Probe, String>> {
-        let choice = timewait::Choice::from_env()?;
+        let Host {
+            choice,
+            offsets,
+            kernel,
+            btf,
+            layout,
+        } = host;
         let slots = match aggregate {
             Some(_) => aggregate::slots(crate::model::limits::configured_max_sockets()),
             None => 1,
         };
-        let btf_rs = btf_rs::Btf::from_file(privilege::VMLINUX_BTF)
-            .map_err(|e| anyhow!("{e}"))
-            .context("reading kernel BTF")?;
-        let offsets = kernel_offsets(&btf_rs).context("reading struct offsets from kernel BTF")?;
-        let kernel = timewait::Kernel {
-            hashdance: offsets::has_function(&btf_rs, "inet_twsk_hashdance_schedule"),
-            tw_timer_handler: tw_timer_handler(),
-        };
         let handler_value = kernel.tw_timer_handler.unwrap_or(0);
-        let btf = aya::Btf::from_sys_fs().context("parsing kernel BTF")?;
         // The per-socket maps of owner filters take memory only when one is set.
         let owner_filter = filter.owner_match != 0;
         let entries = |n| if owner_filter { n } else { fm::UNUSED_ENTRIES };
-        let layout = rings::Layout::for_host(ring_bytes)?;
         let used: Vec<u32> = layout
             .sizes()
             .map(|(_, b)| b)
@@ -198,8 +224,8 @@ impl Probe {
         };
         let mut loader = EbpfLoader::new();
         loader
-            .btf(&btf)
-            .override_global("OFFSETS", &offsets, true)
+            .btf(btf)
+            .override_global("OFFSETS", offsets, true)
             .override_global("FILTER", filter, true)
             .override_global("TW_TIMER_HANDLER", &handler_value, true)
             .override_global("TW_START_IN_HASHDANCE", &hashdance, true)
@@ -222,21 +248,21 @@ impl Probe {
             .context("loading the eBPF programs")?;
         let mut aggregated = aggregate::Outcome::NotAsked;
         let path = if floor::requested() {
-            floor::attach(&mut ebpf, &btf)?;
+            floor::attach(&mut ebpf, btf)?;
             timewait::Path::None(format!("{}=1", floor::ENV))
         } else {
-            aggregated = attach_tracepoints(&mut ebpf, &btf, aggregate)?;
+            aggregated = attach_tracepoints(&mut ebpf, btf, aggregate)?;
             if let aggregate::Outcome::Refused(why) = aggregated {
                 return Ok(Err(why));
             }
-            let path = timewait::attach(&mut ebpf, &btf, &kernel, choice)?;
+            let path = timewait::attach(&mut ebpf, btf, kernel, *choice)?;
             match &path {
                 timewait::Path::None(_) => log::warn!("{path}"),
                 _ => log::info!("{path}"),
             }
             path
         };
-        let rings = rings::Rings::take(&mut ebpf, &layout)?;
+        let rings = rings::Rings::take(&mut ebpf, layout)?;
         let lives = match aggregated {
             aggregate::Outcome::Attached => {
                 log::info!(
