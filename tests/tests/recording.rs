@@ -113,10 +113,11 @@ fn stdout_json(out: &Output) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// Compares a replayed histogram with a live one: counts exactly; durations within 0.2 %
-/// (two hdrhistogram buckets at 3 significant digits) plus 10 µs, because each live tracer's
-/// programs read the clock themselves, some nanoseconds apart, so a duration can land in the
-/// next bucket. The replay of the recorder's own timestamps is exact (the unit tests).
+/// Compares a replayed histogram with a live one: counts exactly; durations within 1 % plus
+/// 10 µs. The live `histogram` keeps durations in the kernel's log-linear buckets (a bucket's
+/// midpoint is within 0.4 % of its values, and a CI run saw 0.27 %), the replay in hdrhistogram
+/// from exact timestamps; and each live tracer's programs read the clock themselves, some
+/// nanoseconds apart. The replay of the recorder's own timestamps is exact (the unit tests).
 fn assert_same_histogram(replayed: &Value, live: &Value) {
     for key in ["state", "count", "in_progress", "start_not_seen", "lost"] {
         assert_eq!(replayed[key], live[key], "{key}: {replayed} vs {live}");
@@ -124,7 +125,7 @@ fn assert_same_histogram(replayed: &Value, live: &Value) {
     for key in ["min_ns", "p50_ns", "p90_ns", "p99_ns", "max_ns"] {
         let (r, l) = (replayed[key].as_u64().unwrap(), live[key].as_u64().unwrap());
         assert!(
-            r.abs_diff(l) <= l / 500 + 10_000,
+            r.abs_diff(l) <= l / 100 + 10_000,
             "{key}: replayed {r}, live {l}"
         );
     }
