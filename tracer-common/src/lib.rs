@@ -22,8 +22,9 @@ pub mod kind {
     pub const RESET_RECEIVED: u8 = 6;
     /// A socket life followed in the kernel ([`crate::life`]): its states in `path`, what the
     /// close rules need in `life_flags`, its owner in `pid_tgid`, `cgroup_id` and `comm`;
-    /// `old_state -> new_state` is its last transition, at `ts_ns`. `new_state` CLOSE: the
-    /// life ended; else (its timewait socket took over) its next events come one by one.
+    /// `old_state -> new_state` is its last transition, at `ts_ns`, and a timewait socket's start
+    /// (`timewait_sk`) comes right before it. `new_state` CLOSE: the life ended; else (a
+    /// transition the kernel could not follow) its next events come one by one.
     pub const LIFE: u8 = 7;
 }
 
@@ -79,6 +80,12 @@ pub struct RawEvent {
     pub path: u64,
     /// When a [`kind::LIFE`] record's life made its first transition; 0 otherwise.
     pub start_ns: u64,
+    /// When a [`kind::LIFE`] record's life entered `old_state`; 0 otherwise.
+    pub entered_ns: u64,
+    /// The timewait socket that took a [`kind::LIFE`] record's life over, started at
+    /// `timewait_ns` in the substate [`life::flags::TIMEWAIT_FIN_WAIT2`] tells; 0 if none.
+    pub timewait_sk: u64,
+    pub timewait_ns: u64,
 }
 
 /// Kernel struct member offsets (bytes), read from the running kernel's BTF at load time and
@@ -249,13 +256,14 @@ const _: () = {
     assert!(core::mem::size_of::<FilterConfig>() == 72 + 36 * MAX_ADDR_RULES);
     // The kernel side writes RawEvent field by field into the ring buffer: no implicit
     // padding may be left uninitialised, and the addresses are written as aligned u32 words.
-    assert!(core::mem::size_of::<RawEvent>() == 112);
+    assert!(core::mem::size_of::<RawEvent>() == 136);
+    assert!(core::mem::size_of::<life::LifeSlot>() == 104);
     assert!(core::mem::offset_of!(RawEvent, saddr) % 4 == 0);
     assert!(core::mem::offset_of!(RawEvent, daddr) % 4 == 0);
     assert!(core::mem::offset_of!(RawEvent, comm) == 80);
 };
 
-/// The kernel side wakes the reader once this many bytes are queued (about 2,900 events);
+/// The kernel side wakes the reader once this many bytes are queued (about 1,800 events);
 /// below that the reader drains every [`DRAIN_INTERVAL_MS`].
 pub const WAKEUP_BYTES: u64 = 256 * 1024;
 pub const DRAIN_INTERVAL_MS: u64 = 50;

@@ -16,6 +16,9 @@ pub mod flags {
     /// whose next transitions come in a LIFE record. A listener's child is followed from
     /// `SYN_RECV -> ESTABLISHED`: before it, some kernels (6.1, 6.12) still change its cookie.
     pub const KERNEL_FOLLOWS: u8 = 8;
+    /// The timewait socket that took the life over started in FIN_WAIT2 substate (an orphaned
+    /// socket's FIN_WAIT2 goes on in it); else in TIME_WAIT.
+    pub const TIMEWAIT_FIN_WAIT2: u8 = 16;
 }
 
 /// States a path holds: 4 bits each in a u64, the first state in the low bits.
@@ -32,7 +35,7 @@ pub fn path_state(path: u64, i: u32) -> u8 {
 }
 
 /// One socket life followed in the kernel: what the close rules and the owner need, and when
-/// it entered its current state. 80 bytes.
+/// it entered its current state. 104 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LifeSlot {
@@ -60,6 +63,11 @@ pub struct LifeSlot {
     /// Local and remote port (host order): a timewait socket, found by its cookie alone, must
     /// also have these.
     pub ports: [u16; 2],
+    /// When the socket entered `prev`.
+    pub entered_ns: u64,
+    /// The timewait socket that took the life over (0: none yet), and when it started.
+    pub timewait_sk: u64,
+    pub timewait_ns: u64,
 }
 
 /// Buckets of one state's dwell-time histogram: exact below 256 ns, then 128 per power of

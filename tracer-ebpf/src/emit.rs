@@ -166,13 +166,22 @@ pub fn emit<R: Reader>(seen: Seen) -> Result<(), i32> {
 /// [`emit`] with [`tracer_common::life::flags`] set on the record.
 #[inline(always)]
 pub fn emit_flagged<R: Reader>(seen: Seen, life_flags: u8) -> Result<(), i32> {
+    emit_at::<R>(seen, life_flags, 0)
+}
+
+/// [`emit_flagged`] for a change that happened at `at_ns` (0: now) and is sent late.
+#[inline(always)]
+pub fn emit_at<R: Reader>(seen: Seen, life_flags: u8, at_ns: u64) -> Result<(), i32> {
     let Some(t) = kept::<R>(&seen)? else {
         return Ok(());
     };
     // Taken before the reservation: if a nested program (a softirq on this CPU) reserves
     // in between, the times still give the order the tracepoints fired in.
-    // SAFETY: helper without arguments.
-    let ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    let ts_ns = match at_ns {
+        // SAFETY: helper without arguments.
+        0 => unsafe { bpf_ktime_get_boot_ns() },
+        at => at,
+    };
     push(|ev| {
         // SAFETY: `ev` is the reserved record, exclusively this program's until submitted.
         unsafe {
@@ -184,6 +193,9 @@ pub fn emit_flagged<R: Reader>(seen: Seen, life_flags: u8) -> Result<(), i32> {
             (*ev).life_flags = life_flags;
             (*ev).path = 0;
             (*ev).start_ns = 0;
+            (*ev).entered_ns = 0;
+            (*ev).timewait_sk = 0;
+            (*ev).timewait_ns = 0;
             // The helper fills (or, on error, zeroes) the 16 bytes itself.
             generated::bpf_get_current_comm((&raw mut (*ev).comm).cast(), 16);
         }
@@ -220,7 +232,7 @@ pub fn tuple<R: Reader>(seen: &Seen) -> Result<SockTuple, i32> {
 
 /// The remote port, host order.
 #[inline(always)]
-fn remote_port<R: Reader>(seen: &Seen) -> Result<u16, i32> {
+pub fn remote_port<R: Reader>(seen: &Seen) -> Result<u16, i32> {
     Ok(u16::from_be(R::read::<u16>(seen.sk, offset!(skc_dport))?))
 }
 

@@ -64,11 +64,19 @@ pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
         family: read::<u16>(tw, o.skc_family)?,
         sport: u16::from_be(read::<u16>(tw, o.tw_sport)?),
     };
-    // The life so far goes first; the start goes whether or not that worked.
-    let flushed = match event_kind == kind::TW_START && crate::aggregate::enabled() {
-        true => crate::aggregate::timewait_starts(tw, seen.family, seen.sport),
-        false => Ok(()),
-    };
+    if !crate::aggregate::enabled() {
+        return emit::<ProbeRead>(seen);
+    }
+    // Under aggregation a start goes in the LIFE record of the life it takes over, if that is
+    // followed in the kernel; an end sends such a life first.
+    if event_kind == kind::TW_START {
+        return match crate::aggregate::timewait_starts(tw, seen.sport, seen.new_state) {
+            Ok(true) => Ok(()),
+            Ok(false) => emit::<ProbeRead>(seen),
+            Err(e) => emit::<ProbeRead>(seen).and(Err(e)),
+        };
+    }
+    let flushed = crate::aggregate::timewait_ends(tw, seen.family, seen.sport);
     let emitted = emit::<ProbeRead>(seen);
     flushed.and(emitted)
 }

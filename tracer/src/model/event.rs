@@ -115,9 +115,22 @@ pub enum EventKind {
         path: LifePath,
         /// [`tracer_common::life::flags`] bits.
         flags: u8,
-        /// When its first transition happened (the others at the record's time).
+        /// When its first transition happened.
         start_ns: u64,
+        /// When it entered `old` (the transitions before, except the first, at this time too).
+        entered_ns: u64,
+        /// The timewait socket that took it over, right before `old -> new`.
+        timewait: Option<LifeTimewait>,
     },
+}
+
+/// The start of the timewait socket that took a kernel-followed life over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifeTimewait {
+    pub sk: u64,
+    pub ts_ns: u64,
+    /// FIN_WAIT2 (an orphaned socket's FIN_WAIT2 goes on in it) or TIME_WAIT.
+    pub substate: TcpState,
 }
 
 /// The states a life went through, in order (at most [`tracer_common::life::PATH_STATES`]).
@@ -229,6 +242,16 @@ impl TryFrom<&RawEvent> for Event {
                 path: LifePath::new(raw.path)?,
                 flags: raw.life_flags,
                 start_ns: raw.start_ns,
+                entered_ns: raw.entered_ns,
+                timewait: (raw.timewait_sk != 0).then_some(LifeTimewait {
+                    sk: raw.timewait_sk,
+                    ts_ns: raw.timewait_ns,
+                    substate: match raw.life_flags & tracer_common::life::flags::TIMEWAIT_FIN_WAIT2
+                    {
+                        0 => TcpState::TimeWait,
+                        _ => TcpState::FinWait2,
+                    },
+                }),
             },
             other => return Err(DecodeError::UnknownKind(other)),
         };

@@ -3,55 +3,73 @@
 //! were counted by the kernel's histograms: the steps made here for its socket carry none.
 use tracer_common::life::flags;
 
-use super::{Event, EventKind, LifePath, Model, Note, Step, TcpState};
+use super::{Event, EventKind, Model, Note, Step, TcpState, TimerPhase, event::LifeTimewait};
 
 impl Model {
-    pub(super) fn apply_life(
-        &mut self,
-        ev: &Event,
-        (old, new, start_ns): (TcpState, TcpState, u64),
-        path: LifePath,
-        life_flags: u8,
-        unsure: bool,
-        steps: &mut Vec<Step>,
-    ) {
-        // A life that starts here settles the held end of the address's previous life now,
-        // before the steps whose durations the kernel counted.
-        let starts = path.states().next() == Some(TcpState::Close);
+    pub(super) fn apply_life(&mut self, ev: &Event, unsure: bool, steps: &mut Vec<Step>) {
+        let EventKind::Life {
+            old,
+            new,
+            path,
+            flags: life_flags,
+            start_ns,
+            entered_ns,
+            timewait,
+        } = ev.kind
+        else {
+            return;
+        };
+        // A life that starts here (a connect, or a listener's child) settles the held end of
+        // the address's previous life now, before the steps whose durations the kernel counted.
+        let starts = matches!(
+            path.states().next(),
+            Some(TcpState::Close | TcpState::Listen)
+        );
         if starts {
             steps.extend(self.sockets.take_held_end(ev.sk));
         }
         let first = steps.len();
-        let change = |old, new| Event {
+        // The last transition at the record's time, the one into `old` when the kernel says,
+        // a life's first (a connect, a child's making) at its own time, as a connection's life
+        // is measured from it; the others, whose times the kernel does not keep, with the one
+        // into `old`.
+        let entered = match entered_ns {
+            0 => ev.ts_ns,
+            t => t.min(ev.ts_ns),
+        };
+        let change = |old, new, ts_ns| Event {
             kind: EventKind::StateChange { old, new },
+            ts_ns,
             ..ev.clone()
         };
-        let mut states = path.states();
-        let mut at = states.next();
-        let mut opening = true;
-        for next in states {
-            if let Some(from) = at {
-                // A connect at its own time (a connection's life is measured from it), the
-                // others at the record's.
-                let mut change = change(from, next);
-                if std::mem::take(&mut opening) && starts && start_ns != 0 && start_ns <= ev.ts_ns {
-                    change.ts_ns = start_ns;
-                }
-                let last = (from, next) == (old, new) && life_flags & flags::PATH_FULL == 0;
-                if last {
-                    self.resets(ev, life_flags, unsure, steps);
-                }
-                self.apply_one(&change, unsure, steps);
+        let whole = life_flags & flags::PATH_FULL == 0;
+        let len = path.states().count();
+        let pairs = path.states().zip(path.states().skip(1));
+        for (i, (from, to)) in pairs.enumerate() {
+            let last = whole && i + 2 == len && (from, to) == (old, new);
+            if last {
+                self.before_last(ev, (new, timewait), life_flags, unsure, steps);
+                self.apply_one(&change(from, to, ev.ts_ns), unsure, steps);
+                continue;
             }
-            at = Some(next);
+            let ts_ns = match i == 0 && starts && start_ns != 0 && start_ns <= entered {
+                true => start_ns,
+                false => entered,
+            };
+            self.apply_one(&change(from, to, ts_ns), unsure, steps);
         }
-        if life_flags & flags::PATH_FULL != 0 {
-            // The middle of a long life is missing: the model counts the gap.
-            self.resets(ev, life_flags, unsure, steps);
-            self.apply_one(&change(old, new), unsure, steps);
-        } else if at != Some(new) {
-            // Not a path the kernel writes (a corrupt record): its last transition is known.
-            self.apply_one(&change(old, new), unsure, steps);
+        let written = whole && path.states().last() == Some(new);
+        if !written {
+            // The middle of a long life is missing (the model counts the gap), or a path the
+            // kernel does not write (a corrupt record): its last transition is known.
+            self.before_last(ev, (new, timewait), life_flags, unsure, steps);
+            self.apply_one(&change(old, new, ev.ts_ns), unsure, steps);
+        }
+        if new != TcpState::Close
+            && let Some(tw) = timewait
+        {
+            // Sent before its CLOSE (its timewait ended at once): the timewait started last.
+            self.timewait_starts(ev, tw, unsure, steps);
         }
         // Only this socket's: a timewait of the peer that its FIN turned into TIME_WAIT
         // (loopback) is timed by the model.
@@ -64,9 +82,21 @@ impl Model {
         self.sockets.untime_held_end(ev.sk);
     }
 
-    /// The resets the kernel noted during the life, in front of its last transition (a
-    /// received RST comes before the CLOSE it causes).
-    fn resets(&mut self, ev: &Event, life_flags: u8, unsure: bool, steps: &mut Vec<Step>) {
+    /// What comes right before a life's CLOSE: the start of the timewait socket taking it
+    /// over, and the resets the kernel noted (a received RST comes before the CLOSE it causes).
+    fn before_last(
+        &mut self,
+        ev: &Event,
+        (new, timewait): (TcpState, Option<LifeTimewait>),
+        life_flags: u8,
+        unsure: bool,
+        steps: &mut Vec<Step>,
+    ) {
+        if new == TcpState::Close
+            && let Some(tw) = timewait
+        {
+            self.timewait_starts(ev, tw, unsure, steps);
+        }
         for (flag, kind) in [
             (flags::RST_RECEIVED, EventKind::ResetReceived),
             (flags::RST_SENT, EventKind::ResetSent),
@@ -76,5 +106,26 @@ impl Model {
                 self.apply_one(&reset, unsure, steps);
             }
         }
+    }
+
+    /// The timer start of the timewait socket that took the life over, as the timewait hooks
+    /// would have sent it.
+    fn timewait_starts(
+        &mut self,
+        ev: &Event,
+        tw: LifeTimewait,
+        unsure: bool,
+        steps: &mut Vec<Step>,
+    ) {
+        let start = Event {
+            kind: EventKind::TimeWait {
+                phase: TimerPhase::Start,
+                substate: tw.substate,
+            },
+            sk: tw.sk,
+            ts_ns: tw.ts_ns,
+            ..ev.clone()
+        };
+        self.apply_one(&start, unsure, steps);
     }
 }

@@ -226,13 +226,7 @@ impl Model {
         self.finish_into(ev.ts_ns, steps);
         let unsure = ev.ts_ns < self.unsure_until_ns;
         match ev.kind {
-            EventKind::Life {
-                old,
-                new,
-                path,
-                flags,
-                start_ns,
-            } => self.apply_life(ev, (old, new, start_ns), path, flags, unsure, steps),
+            EventKind::Life { .. } => self.apply_life(ev, unsure, steps),
             _ => self.apply_one(ev, unsure, steps),
         }
         let e = self.evictions();

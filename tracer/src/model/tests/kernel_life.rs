@@ -3,6 +3,7 @@
 use tracer_common::life::flags;
 
 use super::*;
+use crate::model::event::LifeTimewait;
 
 fn path(states: &[TcpState]) -> LifePath {
     let raw = states
@@ -20,6 +21,8 @@ fn life(ts: u64, sk: u64, t: Tuple, pid: u32, states: &[TcpState], life_flags: u
         path: path(states),
         flags: life_flags,
         start_ns: 0,
+        entered_ns: 0,
+        timewait: None,
     };
     event(ts, sk, t, pid, kind)
 }
@@ -161,4 +164,106 @@ fn a_childs_record_keeps_its_time_whatever_its_start() {
         "the close at its own time, not the handshake's"
     );
     assert_eq!(step.end.unwrap().kind, CloseKind::RstReceived);
+}
+
+/// The steps of timewait `TW` as `show` writes them.
+fn timewait_steps(steps: &[Step]) -> Vec<String> {
+    shown(
+        &steps
+            .iter()
+            .filter(|s| s.sk == TW)
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[test]
+fn a_life_and_its_timewaits_start_in_one_record_end_as_their_events_do() {
+    let t = tuple(T0, 80);
+    let expiry = HANDOVER + 60 * S;
+    for substate in [FinWait2, TimeWait] {
+        let mut one_by_one = client_until_fin_wait2(1, t);
+        one_by_one.push(timer(HANDOVER, TW, t, Start, substate));
+        one_by_one.push(change(HANDOVER + 1, 1, t, FinWait2, Close));
+        one_by_one.push(timer(expiry, TW, t, Expire, TimeWait));
+        let (_, want) = run(&one_by_one);
+        let states = [Close, SynSent, Established, FinWait1, FinWait2, Close];
+        let mut record = life(HANDOVER + 1, 1, t, 7, &states, 0);
+        if let EventKind::Life {
+            entered_ns,
+            timewait,
+            ..
+        } = &mut record.kind
+        {
+            *entered_ns = FW2;
+            *timewait = Some(LifeTimewait {
+                sk: TW,
+                ts_ns: HANDOVER,
+                substate,
+            });
+        }
+        let (_, got) = run(&[record, timer(expiry, TW, t, Expire, TimeWait)]);
+        assert_eq!(ends(&got), ends(&want), "{substate:?}");
+        assert_eq!(ends(&got).len(), 1);
+        assert_eq!(timewait_steps(&got), timewait_steps(&want), "{substate:?}");
+        assert!(!timewait_steps(&got).is_empty());
+    }
+}
+
+#[test]
+fn a_peers_fin_at_the_time_its_record_carries_ends_our_fin_wait2() {
+    let t = tuple(T0, 80);
+    let peer = reversed(t);
+    let fin = HANDOVER + 3 * MS;
+    let (_, want) = after_handover(
+        FinWait2,
+        &[
+            change_by(fin, 2, peer, CloseWait, LastAck, 9),
+            change(fin + 20_000, 2, peer, LastAck, Close),
+        ],
+    );
+    let states = [Established, CloseWait, LastAck, Close];
+    let mut record = life(fin + 20_000, 2, peer, 9, &states, 0);
+    if let EventKind::Life { entered_ns, .. } = &mut record.kind {
+        *entered_ns = fin;
+    }
+    let (_, got) = after_handover(FinWait2, &[record]);
+    let turned = format!("{TW} p7 FIN_WAIT2->TIME_WAIT {}ms", (fin - FW2) / MS);
+    assert_eq!(timewait_steps(&want), std::slice::from_ref(&turned));
+    assert_eq!(timewait_steps(&got), [turned]);
+}
+
+#[test]
+fn a_child_whose_handshake_the_kernel_kept_starts_at_its_making() {
+    let t = tuple(80, T0);
+    let one_by_one = [
+        change(MS, 1, t, Listen, SynRecv),
+        change(MS + 30_000, 1, t, SynRecv, Established),
+        change_by(S, 1, t, Established, FinWait1, 7),
+        change(S + MS, 1, t, FinWait1, FinWait2),
+        change(S + 2 * MS, 1, t, FinWait2, Close),
+    ];
+    let (_, want) = run(&one_by_one);
+    let states = [Listen, SynRecv, Established, FinWait1, FinWait2, Close];
+    let mut record = life(S + 2 * MS, 1, t, 7, &states, 0);
+    if let EventKind::Life {
+        start_ns,
+        entered_ns,
+        ..
+    } = &mut record.kind
+    {
+        (*start_ns, *entered_ns) = (MS, S + MS);
+    }
+    let (_, got) = run(&[record]);
+    assert_eq!(ends(&got), ends(&want));
+    let e = got.last().unwrap().end.unwrap();
+    assert_eq!((e.kind, e.role), (CloseKind::LocalFirst, Role::Server));
+    let times: Vec<(TcpState, u64)> = got.iter().map(|s| (s.to, s.ts_ns)).collect();
+    assert_eq!(times[0], (SynRecv, MS), "made when it was");
+    assert_eq!(times.last(), Some(&(Close, S + 2 * MS)));
+    assert!(
+        got.iter().all(|s| s.dwell_ns.is_none()),
+        "{:?}",
+        shown(&got)
+    );
 }

@@ -283,6 +283,9 @@ impl Record {
                 _pad: [0; 2],
                 path: 0,
                 start_ns: 0,
+                entered_ns: 0,
+                timewait_sk: 0,
+                timewait_ns: 0,
                 comm: d.array()?,
             }),
             TAG_TICK => Record::Tick {

@@ -256,6 +256,9 @@ fn arb_raw() -> impl Strategy<Value = RawEvent> {
                 _pad: [0; 2],
                 path: 0,
                 start_ns: 0,
+                entered_ns: 0,
+                timewait_sk: 0,
+                timewait_ns: 0,
                 comm,
             }
         },

@@ -1,10 +1,15 @@
 //! Kernel aggregation ([`tracer_common::life`]): a socket whose life starts while the tracer
-//! runs (a client at connect(), a listener's child at the end of its handshake) gets a slot
-//! indexed by its cookie; its transitions add their dwell times to per-CPU
-//! histograms and extend the slot's path, and one LIFE record goes to userspace when it closes
-//! (or when its timewait socket takes over). Whatever does not fit (a socket from before the
-//! trace, a slot already taken, a state that does not follow) goes the per-transition way, so
-//! the userspace model still decides it and nothing is guessed.
+//! runs (a client at connect(), a listener's child when it is made) gets a slot indexed by its
+//! cookie; its transitions add their dwell times to per-CPU histograms and extend the slot's
+//! path, and one LIFE record goes to userspace when it closes, carrying the start of the
+//! timewait socket that takes it over. Whatever does not fit (a socket from before the trace,
+//! a slot already taken, a state that does not follow) goes the per-transition way, so the
+//! userspace model still decides it and nothing is guessed.
+mod child;
+mod hooks;
+
+pub use hooks::{reset, timewait_ends, timewait_starts};
+
 use aya_ebpf::{
     Global,
     helpers::{
@@ -17,13 +22,14 @@ use aya_ebpf::{
 use tracer_common::{
     kind,
     life::{self, DWELL_CHUNK, DWELL_ENTRIES, LifeSlot, PATH_STATES},
-    tcp_state::{CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT},
+    tcp_state::{
+        CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT,
+    },
 };
 
 use crate::{
-    emit::{DirectRead, ProbeRead, Seen, emit, emit_flagged, kept, push, read, tuple, write_tuple},
+    emit::{DirectRead, ProbeRead, Seen, emit, emit_flagged, kept, push, tuple, write_tuple},
     log::outcome,
-    offset,
 };
 
 /// 1 when the loader chose kernel aggregation (and attached the program below).
@@ -66,6 +72,9 @@ pub fn enabled() -> bool {
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn aggregate_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let result = match crate::state::seen(&ctx) {
+        Ok(Some(seen)) if (seen.old_state, seen.new_state) == (LISTEN, SYN_RECV) => {
+            child::child_made(seen)
+        }
         Ok(Some(seen)) => {
             // SAFETY: the helper takes the tp_btf socket argument (a trusted BTF pointer);
             // it allows tracing programs from Linux 5.12, where the loader falls back.
@@ -111,10 +120,49 @@ fn count(which: u32) {
     }
 }
 
+/// A free slot takes a life whose `path` (of `len` states) ends with `seen`'s change; it
+/// started at `start` and makes that change `now`.
+#[inline(always)]
+fn take(
+    s: &mut LifeSlot,
+    cookie: u64,
+    seen: &Seen,
+    t: &tracer_common::SockTuple,
+    (path, len): (u64, u8),
+    (start, now): (u64, u64),
+) {
+    s.cookie = cookie;
+    s.sk = seen.sk as u64;
+    s.since_ns = now;
+    s.start_ns = start;
+    s.entered_ns = start;
+    s.timewait_sk = 0;
+    s.timewait_ns = 0;
+    s.path = path;
+    s.len = len;
+    s.prev = seen.old_state;
+    s.state = seen.new_state;
+    s.flags = 0;
+    s.ports = [t.sport, t.dport];
+    s.pid_tgid = 0;
+    s.cgroup_id = 0;
+    if in_owner_context(seen.old_state, seen.new_state) {
+        take_owner(s);
+    } else {
+        s.comm = [0; 16];
+    }
+    count(FOLLOWED);
+}
+
 /// One state change of a full socket under aggregation.
 #[inline(always)]
 fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     let (old, new) = (seen.old_state, seen.new_state);
+    if old == SYN_RECV
+        && let Some(since) = child::take_child_note(&seen)?
+    {
+        return child::child_changes(seen, cookie, since);
+    }
     let Some(s) = slot(cookie) else {
         return emit::<DirectRead>(seen);
     };
@@ -139,27 +187,12 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
         };
         // SAFETY: helper without arguments.
         let now = unsafe { bpf_ktime_get_boot_ns() };
-        s.cookie = cookie;
-        s.sk = seen.sk as u64;
-        s.since_ns = now;
-        s.start_ns = now;
         // A child's path starts at ESTABLISHED: the model has its handshake one by one.
-        (s.path, s.len) = match client {
+        let path = match client {
             true => (old as u64 | (new as u64) << 4, 2),
             false => (new as u64, 1),
         };
-        s.prev = old;
-        s.state = new;
-        s.flags = 0;
-        s.ports = [t.sport, t.dport];
-        s.pid_tgid = 0;
-        s.cgroup_id = 0;
-        if in_owner_context(old, new) {
-            take_owner(s);
-        } else {
-            s.comm = [0; 16];
-        }
-        count(FOLLOWED);
+        take(s, cookie, &seen, &t, path, (now, now));
         return match client {
             true => Ok(()),
             false => emit_flagged::<DirectRead>(seen, life::flags::KERNEL_FOLLOWS),
@@ -178,7 +211,15 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    record_dwell(old, now.saturating_sub(s.since_ns));
+    // A FIN_WAIT2 that goes on in its timewait socket is timed by userspace, from its start
+    // here to the timewait's end or change to TIME_WAIT.
+    let continues = new == CLOSE
+        && old == FIN_WAIT2
+        && s.timewait_sk != 0
+        && s.flags & life::flags::TIMEWAIT_FIN_WAIT2 != 0;
+    if !continues {
+        record_dwell(old, now.saturating_sub(s.since_ns));
+    }
     if (s.len as u32) < PATH_STATES {
         s.path |= (new as u64 & 0xf) << (4 * (s.len as u32 & 15));
         s.len += 1;
@@ -190,14 +231,10 @@ fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
     }
     s.prev = old;
     s.state = new;
+    s.entered_ns = s.since_ns;
     s.since_ns = now;
     // connect() changes the state before it picks the local port: keep it current.
     s.ports[0] = seen.sport;
-    if (old, new) == (CLOSE_WAIT, LAST_ACK) {
-        // The peer's FIN leaves now: on one host it turns the peer's FIN_WAIT2 timewait into
-        // TIME_WAIT, which the model times from this moment. The rest comes one by one.
-        return release_after(s, |s| flush(s, seen.sk, seen.family, seen.sport));
-    }
     if new != CLOSE {
         return Ok(());
     }
@@ -265,6 +302,9 @@ fn push_life(s: &LifeSlot, record: &Seen, t: &tracer_common::SockTuple) -> Resul
             (*ev).life_flags = s.flags;
             (*ev).path = s.path;
             (*ev).start_ns = s.start_ns;
+            (*ev).entered_ns = s.entered_ns;
+            (*ev).timewait_sk = s.timewait_sk;
+            (*ev).timewait_ns = s.timewait_ns;
             let (from, to) = (
                 (&raw const s.comm).cast::<u64>(),
                 (&raw mut (*ev).comm).cast::<u64>(),
@@ -289,38 +329,4 @@ fn flush(s: &LifeSlot, at: *const u8, family: u16, sport: u16) -> Result<(), i32
     };
     let t = tuple::<ProbeRead>(&record)?;
     push_life(s, &record, &t)
-}
-
-/// A timewait socket starts: if its full socket's life is followed here, that life goes to
-/// userspace now, before the TIME_WAIT start, so the model knows who is closing.
-#[inline(always)]
-pub fn timewait_starts(tw: *const u8, family: u16, sport: u16) -> Result<(), i32> {
-    let cookie = read::<u64>(tw, offset!(skc_cookie))?;
-    let Some(s) = slot(cookie) else {
-        return Ok(());
-    };
-    let dport = u16::from_be(read::<u16>(tw, offset!(skc_dport))?);
-    if cookie == 0 || s.cookie != cookie || s.ports != [sport, dport] {
-        return Ok(());
-    }
-    release_after(s, |s| flush(s, tw, family, sport))
-}
-
-/// A reset on a socket whose life is followed here: noted in its slot (`true`), else the
-/// caller emits the event.
-#[inline(always)]
-pub fn reset(sk: *const u8, sent: bool) -> Result<bool, i32> {
-    let cookie = read::<u64>(sk, offset!(skc_cookie))?;
-    let Some(s) = slot(cookie) else {
-        return Ok(false);
-    };
-    if cookie == 0 || s.cookie != cookie || s.sk != sk as u64 {
-        return Ok(false);
-    }
-    s.flags |= if sent {
-        life::flags::RST_SENT
-    } else {
-        life::flags::RST_RECEIVED
-    };
-    Ok(true)
 }
