@@ -232,7 +232,7 @@ pub fn tuple<R: Reader>(seen: &Seen) -> Result<SockTuple, i32> {
 
 /// The remote port, host order.
 #[inline(always)]
-pub fn remote_port<R: Reader>(seen: &Seen) -> Result<u16, i32> {
+fn remote_port<R: Reader>(seen: &Seen) -> Result<u16, i32> {
     Ok(u16::from_be(R::read::<u16>(seen.sk, offset!(skc_dport))?))
 }
 

@@ -4,12 +4,13 @@ use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::map, maps::Array};
 use tracer_common::tcp_state::{ESTABLISHED, LISTEN, SYN_RECV};
 
 use super::{SLOT_TAKEN, count, record_dwell, slot, take};
-use crate::emit::{DirectRead, Seen, emit, emit_at, kept, remote_port};
+use crate::emit::{DirectRead, Seen, emit, emit_at, kept};
 
 /// A listener's child from `LISTEN -> SYN_RECV` to its next change, which follows at once on
 /// the same CPU (the final ACK makes the child, then establishes it), or later with TCP Fast
 /// Open. Its cookie is not final yet (6.1 and 6.12 copy the request socket's into it after
-/// that change), so it waits here, by ports, before it takes a slot.
+/// that change), nor are its ports on 6.1 (set after it too), so it waits here, by its
+/// address, before it takes a slot.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ChildNote {
@@ -24,26 +25,26 @@ const CHILD_NOTES: u32 = 4096;
 #[map]
 static CHILDREN: Array<ChildNote> = Array::with_max_entries(CHILD_NOTES, 0);
 
-/// The note of a child with these ports, whoever holds it.
+/// The note of the child at address `sk` (a number), whoever holds it.
 #[inline(always)]
-fn child_note(sport: u16, dport: u16) -> Option<&'static mut ChildNote> {
-    let key = ((sport as u32) << 16) | dport as u32;
-    let ptr = CHILDREN.get_ptr_mut(key.wrapping_mul(0x9e37_79b1) >> 20)?;
+fn child_note(sk: u64) -> Option<&'static mut ChildNote> {
+    // Sockets are at least 64-byte aligned: the bits above those pick the note.
+    let hash = ((sk >> 6).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as u32;
+    let ptr = CHILDREN.get_ptr_mut(hash & (CHILD_NOTES - 1))?;
     // SAFETY: a map value that lives as long as the map; written only for the child whose
-    // address it holds, or when free. Two children whose ports share a free note could both
+    // address it holds, or when free. Two children whose addresses share a free note could both
     // take it in the same instant on two CPUs (no compare-and-swap before BPF v3): the
     // loser's next change then comes alone, its start not seen.
     Some(unsafe { &mut *ptr })
 }
 
-/// `LISTEN -> SYN_RECV`: noted, not sent, when the note for its ports is free (or still holds
-/// this address from a life that ended unseen); its next change decides what crosses.
+/// `LISTEN -> SYN_RECV` of the child at `sk` (a number): noted, not sent, when its note is
+/// free (or still holds this address from a life that ended unseen); its next change decides
+/// what crosses.
 #[inline(always)]
-pub(super) fn child_made(seen: Seen) -> Result<(), i32> {
-    let Some(t) = kept::<DirectRead>(&seen)? else {
-        return Ok(());
-    };
-    let Some(n) = child_note(seen.sport, t.dport) else {
+pub(super) fn child_made(seen: Seen, sk_number: u64) -> Result<(), i32> {
+    // Not filtered here: what leaves the note is, by the same filter.
+    let Some(n) = child_note(sk_number) else {
         return emit::<DirectRead>(seen);
     };
     let sk = seen.sk as u64;
@@ -58,16 +59,13 @@ pub(super) fn child_made(seen: Seen) -> Result<(), i32> {
 
 /// The time a child noted at `LISTEN -> SYN_RECV` entered SYN_RECV, taking its note.
 #[inline(always)]
-pub(super) fn take_child_note(seen: &Seen) -> Result<Option<u64>, i32> {
-    let dport = remote_port::<DirectRead>(seen)?;
-    let Some(n) = child_note(seen.sport, dport) else {
-        return Ok(None);
-    };
+pub(super) fn take_child_note(seen: &Seen, sk_number: u64) -> Option<u64> {
+    let n = child_note(sk_number)?;
     if n.sk != seen.sk as u64 {
-        return Ok(None);
+        return None;
     }
     n.sk = 0;
-    Ok(Some(n.since_ns))
+    Some(n.since_ns)
 }
 
 /// A noted child leaves SYN_RECV (entered at `since`): established, it takes a slot with its

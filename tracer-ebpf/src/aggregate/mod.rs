@@ -11,7 +11,7 @@ mod hooks;
 pub use hooks::{reset, timewait_ends, timewait_starts};
 
 use aya_ebpf::{
-    Global,
+    EbpfContext, Global,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated,
     },
@@ -28,7 +28,9 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::{DirectRead, ProbeRead, Seen, emit, emit_flagged, kept, push, tuple, write_tuple},
+    emit::{
+        DirectRead, ProbeRead, Reader, Seen, emit, emit_flagged, kept, push, tuple, write_tuple,
+    },
     log::outcome,
 };
 
@@ -73,19 +75,26 @@ pub fn enabled() -> bool {
 pub fn aggregate_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let result = match crate::state::seen(&ctx) {
         Ok(Some(seen)) if (seen.old_state, seen.new_state) == (LISTEN, SYN_RECV) => {
-            child::child_made(seen)
+            sk_number(&ctx).and_then(|n| child::child_made(seen, n))
         }
         Ok(Some(seen)) => {
             // SAFETY: the helper takes the tp_btf socket argument (a trusted BTF pointer);
             // it allows tracing programs from Linux 5.12, where the loader falls back.
             let cookie = unsafe { generated::bpf_get_socket_cookie(seen.sk as *mut _) };
-            change(seen, cookie)
+            change(&ctx, seen, cookie)
         }
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
     outcome(&ctx, "aggregate inet_sock_set_state", result);
     0
+}
+
+/// The socket's address as a number, read again from the tracepoint's arguments: the
+/// verifier allows no arithmetic on the typed pointer, and a child's hash needs some.
+#[inline(always)]
+fn sk_number(ctx: &BtfTracePointContext) -> Result<u64, i32> {
+    ProbeRead::read::<u64>(ctx.as_ptr() as *const u8, 0)
 }
 
 /// The slot of a cookie, whoever holds it. Hashed: cookies come in per-CPU batches of 4096,
@@ -156,10 +165,10 @@ fn take(
 
 /// One state change of a full socket under aggregation.
 #[inline(always)]
-fn change(seen: Seen, cookie: u64) -> Result<(), i32> {
+fn change(ctx: &BtfTracePointContext, seen: Seen, cookie: u64) -> Result<(), i32> {
     let (old, new) = (seen.old_state, seen.new_state);
     if old == SYN_RECV
-        && let Some(since) = child::take_child_note(&seen)?
+        && let Some(since) = child::take_child_note(&seen, sk_number(ctx)?)
     {
         return child::child_changes(seen, cookie, since);
     }

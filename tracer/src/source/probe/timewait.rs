@@ -211,7 +211,14 @@ pub(super) fn refusal(e: ProgramError) -> anyhow::Error {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
-            match log.lines().rev().find(|l| !l.trim().is_empty()) {
+            // The reason, not the statistics the verifier prints after it.
+            let statistics = ["processed ", "verification time", "stack depth"];
+            let reason = log
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !statistics.iter().any(|s| l.starts_with(s)));
+            match reason.or_else(|| log.lines().rev().find(|l| !l.trim().is_empty())) {
                 Some(last) => anyhow!(
                     "the kernel refused it: {io_error} (verifier: {})",
                     last.trim()
