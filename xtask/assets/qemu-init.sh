@@ -41,8 +41,10 @@ n=0
 until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err && grep -q Ctrl-C /tmp/closes-timer.err \
     && grep -q Ctrl-C /tmp/closes-off.err \
     && grep -q Ctrl-C /tmp/tw-auto.err && grep -q Ctrl-C /tmp/tw-timer.err; do
-    sleep 0.5; n=$((n+1)); [ $n -gt 120 ] && break
+    sleep 0.5; n=$((n+1)); [ $n -gt 480 ] && break
 done
+# Loading (the verifier, under software emulation) took this long.
+echo "READY-AFTER-HALF-SECONDS $n"
 i=0; while [ $i -lt 20 ]; do wget -q -O /dev/null http://127.0.0.1:8080/index.html; i=$((i+1)); done
 unshare -n sh /timewait.sh
 # The namespace's TIME_WAITs are purged by a kernel worker shortly after it exits.
