@@ -18,7 +18,7 @@ use crate::model::TcpState;
 /// The environment variable that forces a choice.
 pub const ENV: &str = "TRACER_KERNEL_AGGREGATION";
 
-/// Slots for lives followed in the kernel (80 bytes each, 5 MiB), at most: a life that
+/// Slots for lives followed in the kernel (104 bytes each, 6.5 MiB), at most: a life that
 /// finds its slot taken goes the per-transition way.
 pub const MAX_SLOTS: u32 = 1 << 16;
 
