@@ -22,9 +22,10 @@ pub mod kind {
     pub const RESET_RECEIVED: u8 = 6;
     /// A socket life followed in the kernel ([`crate::life`]): its states in `path`, what the
     /// close rules need in `life_flags`, its owner in `pid_tgid`, `cgroup_id` and `comm`;
-    /// `old_state -> new_state` is its last transition, at `ts_ns`, and a timewait socket's start
-    /// (`timewait_sk`) comes right before it. `new_state` CLOSE: the life ended; else (a
-    /// transition the kernel could not follow) its next events come one by one.
+    /// `old_state -> new_state` is its last transition, at `ts_ns`. `new_state` CLOSE: the life
+    /// ended, and the start of the timewait socket that took it over (`timewait_sk`) came right
+    /// before that CLOSE; else (a transition the kernel could not follow) the life so far, and
+    /// its next events come one by one.
     pub const LIFE: u8 = 7;
 }
 

@@ -1,6 +1,7 @@
 //! Kernel aggregation: a socket life followed in the kernel (a slot indexed by its cookie), its
 //! dwell times counted in per-CPU log-linear histograms, and one [`crate::kind::LIFE`] record
-//! when it ends (or hands over to its timewait socket) instead of a record per transition.
+//! when it ends (carrying the start of the timewait socket that takes it over) instead of a
+//! record per transition.
 
 /// [`crate::RawEvent::life_flags`] bits of a `LIFE` record.
 pub mod flags {
@@ -19,6 +20,9 @@ pub mod flags {
     /// The timewait socket that took the life over started in FIN_WAIT2 substate (an orphaned
     /// socket's FIN_WAIT2 goes on in it); else in TIME_WAIT.
     pub const TIMEWAIT_FIN_WAIT2: u8 = 16;
+    /// On a timewait's timer event: its start has not been sent yet; it comes in the LIFE
+    /// record of the life it took over, whose CLOSE another CPU has not reached.
+    pub const TIMEWAIT_AHEAD: u8 = 32;
 }
 
 /// States a path holds: 4 bits each in a u64, the first state in the low bits.
@@ -45,7 +49,7 @@ pub struct LifeSlot {
     pub sk: u64,
     /// When the socket entered `state` (`bpf_ktime_get_boot_ns`).
     pub since_ns: u64,
-    /// When the slot took the life (its first transition here).
+    /// When the life made its first transition here (a listener's child: `LISTEN -> SYN_RECV`).
     pub start_ns: u64,
     /// The states so far ([`path_state`]), `len` of them.
     pub path: u64,

@@ -2,10 +2,10 @@
 //! that refuse fentry (the preferred path, fentry.rs; the loader chooses). Only timers whose
 //! function is `tw_timer_handler` are kept.
 use aya_ebpf::{Global, macros::btf_tracepoint, programs::BtfTracePointContext};
-use tracer_common::kind;
+use tracer_common::{kind, life};
 
 use crate::{
-    emit::{OFFSETS, ProbeRead, Seen, emit, read},
+    emit::{OFFSETS, ProbeRead, Seen, emit, emit_flagged, read},
     log::outcome,
 };
 
@@ -68,15 +68,17 @@ pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
         return emit::<ProbeRead>(seen);
     }
     // Under aggregation a start goes in the LIFE record of the life it takes over, if that is
-    // followed in the kernel; an end sends such a life first.
+    // followed in the kernel; an event that comes before that record is flagged so.
     if event_kind == kind::TW_START {
-        return match crate::aggregate::timewait_starts(tw, seen.sport, seen.new_state) {
-            Ok(true) => Ok(()),
-            Ok(false) => emit::<ProbeRead>(seen),
-            Err(e) => emit::<ProbeRead>(seen).and(Err(e)),
-        };
+        match crate::aggregate::timewait_starts(tw, seen.sport, seen.new_state) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return emit::<ProbeRead>(seen).and(Err(e)),
+        }
     }
-    let flushed = crate::aggregate::timewait_ends(tw, seen.family, seen.sport);
-    let emitted = emit::<ProbeRead>(seen);
-    flushed.and(emitted)
+    let flags = match crate::aggregate::timewait_ahead(tw, seen.sport) {
+        Ok(true) => life::flags::TIMEWAIT_AHEAD,
+        _ => 0,
+    };
+    emit_flagged::<ProbeRead>(seen, flags)
 }

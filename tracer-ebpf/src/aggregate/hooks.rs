@@ -5,7 +5,7 @@ use tracer_common::{
     tcp_state::FIN_WAIT2,
 };
 
-use super::{flush, release_after, slot};
+use super::slot;
 use crate::{emit::read, offset};
 
 /// The slot of the full socket whose life timewait socket `tw` (same cookie and ports) takes
@@ -43,18 +43,12 @@ pub fn timewait_starts(tw: *const u8, sport: u16, substate: u8) -> Result<bool, 
     Ok(true)
 }
 
-/// A timewait socket ends, or its timer is cancelled: if it started before the CLOSE of the
-/// life it took over (another CPU killed it at once), that life goes to userspace first, its
-/// start included, so the end never comes before the start.
+/// A timewait's timer event on another CPU before the CLOSE of the life it took over (a re-arm
+/// by the peer's FIN, a kill for reuse): the start is still in the slot, to come in that life's
+/// record after this event (`true`). Only read: the slot is the owner CPU's to write.
 #[inline(always)]
-pub fn timewait_ends(tw: *const u8, family: u16, sport: u16) -> Result<(), i32> {
-    let Some(s) = slot_of_timewait(tw, sport)? else {
-        return Ok(());
-    };
-    if s.timewait_sk != tw as u64 {
-        return Ok(());
-    }
-    release_after(s, |s| flush(s, tw, family, sport))
+pub fn timewait_ahead(tw: *const u8, sport: u16) -> Result<bool, i32> {
+    Ok(slot_of_timewait(tw, sport)?.is_some_and(|s| s.timewait_sk == tw as u64))
 }
 
 /// A reset on a socket whose life is followed here: noted in its slot (`true`), else the

@@ -1,5 +1,5 @@
 //! Kernel aggregation ([`tracer_common::life`]): a socket whose life starts while the tracer
-//! runs (a client at connect(), a listener's child when it is made) gets a slot indexed by its
+//! runs (a client at connect(), a listener's child once established) gets a slot indexed by its
 //! cookie; its transitions add their dwell times to per-CPU histograms and extend the slot's
 //! path, and one LIFE record goes to userspace when it closes, carrying the start of the
 //! timewait socket that takes it over. Whatever does not fit (a socket from before the trace,
@@ -8,7 +8,7 @@
 mod child;
 mod hooks;
 
-pub use hooks::{reset, timewait_ends, timewait_starts};
+pub use hooks::{reset, timewait_ahead, timewait_starts};
 
 use aya_ebpf::{
     EbpfContext, Global,
@@ -325,7 +325,7 @@ fn push_life(s: &LifeSlot, record: &Seen, t: &tracer_common::SockTuple) -> Resul
 }
 
 /// Hands the life so far to userspace (its next transitions come one by one), reading its
-/// addresses from `at` (the socket, or its timewait socket: same tuple).
+/// addresses from the socket at `at`.
 #[inline(always)]
 fn flush(s: &LifeSlot, at: *const u8, family: u16, sport: u16) -> Result<(), i32> {
     let record = Seen {

@@ -105,6 +105,12 @@ pub enum EventKind {
         phase: TimerPhase,
         substate: TcpState,
     },
+    /// A timer event of a timewait socket whose start comes later, in the LIFE record of the
+    /// life it took over (another CPU had not reached that life's CLOSE yet).
+    TimeWaitAhead {
+        phase: TimerPhase,
+        substate: TcpState,
+    },
     ResetSent,
     ResetReceived,
     /// A socket life followed in the kernel ([`tracer_common::life`]), ending with
@@ -119,7 +125,8 @@ pub enum EventKind {
         start_ns: u64,
         /// When it entered `old` (the transitions before, except the first, at this time too).
         entered_ns: u64,
-        /// The timewait socket that took it over, right before `old -> new`.
+        /// The timewait socket that took it over: right before `old -> new` if that is the
+        /// CLOSE, else (a life handed back early) after it.
         timewait: Option<LifeTimewait>,
     },
 }
@@ -213,10 +220,13 @@ impl TryFrom<&RawEvent> for Event {
 
     fn try_from(raw: &RawEvent) -> Result<Self, Self::Error> {
         let timer = |phase| -> Result<EventKind, DecodeError> {
-            Ok(EventKind::TimeWait {
-                phase,
-                substate: state(raw.new_state)?,
-            })
+            let substate = state(raw.new_state)?;
+            Ok(
+                match raw.life_flags & tracer_common::life::flags::TIMEWAIT_AHEAD {
+                    0 => EventKind::TimeWait { phase, substate },
+                    _ => EventKind::TimeWaitAhead { phase, substate },
+                },
+            )
         };
         let kind = match raw.kind {
             kind::STATE_CHANGE

@@ -5,6 +5,12 @@ use tracer_common::life::flags;
 
 use super::{Event, EventKind, Model, Note, Step, TcpState, TimerPhase, event::LifeTimewait};
 
+/// How long a timewait event waits for the LIFE record carrying its start: that record's
+/// CLOSE follows the event by microseconds, and the rings' reorder window is 10 ms.
+pub const AHEAD_WAIT_NS: u64 = 100_000_000;
+/// Timewait events held at most at once; past that they are applied as they come.
+const AHEAD_HELD: usize = 1024;
+
 impl Model {
     pub(super) fn apply_life(&mut self, ev: &Event, unsure: bool, steps: &mut Vec<Step>) {
         let EventKind::Life {
@@ -108,8 +114,34 @@ impl Model {
         }
     }
 
+    /// A timewait event whose start is still to come in a LIFE record: held until then (at
+    /// most [`AHEAD_WAIT_NS`]), unless its timewait is followed already.
+    pub(super) fn hold_ahead(&mut self, ev: &Event, unsure: bool, steps: &mut Vec<Step>) {
+        if self.timewaits.follows(ev.sk) || self.ahead.len() >= AHEAD_HELD {
+            self.apply_one(ev, unsure, steps);
+        } else {
+            self.ahead.push(ev.clone());
+        }
+    }
+
+    /// Applies the held events whose LIFE record did not come in time (lost, or a kernel
+    /// that does not send it), as they are.
+    pub(super) fn release_ahead(&mut self, now_ns: u64, steps: &mut Vec<Step>) {
+        if self.ahead.is_empty() {
+            return;
+        }
+        let (late, held): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.ahead)
+            .into_iter()
+            .partition(|e| e.ts_ns.saturating_add(AHEAD_WAIT_NS) < now_ns);
+        self.ahead = held;
+        for ev in late {
+            let unsure = ev.ts_ns < self.unsure_until_ns;
+            self.apply_one(&ev, unsure, steps);
+        }
+    }
+
     /// The timer start of the timewait socket that took the life over, as the timewait hooks
-    /// would have sent it.
+    /// would have sent it, then the events of that timewait held until it came.
     fn timewait_starts(
         &mut self,
         ev: &Event,
@@ -127,5 +159,14 @@ impl Model {
             ..ev.clone()
         };
         self.apply_one(&start, unsure, steps);
+        if self.ahead.iter().any(|e| e.sk == tw.sk) {
+            let (mine, others): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.ahead)
+                .into_iter()
+                .partition(|e| e.sk == tw.sk);
+            self.ahead = others;
+            for held in mine {
+                self.apply_one(&held, unsure, steps);
+            }
+        }
     }
 }

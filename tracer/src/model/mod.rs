@@ -161,6 +161,8 @@ pub struct Model {
     /// show up ([`timewait::UNSURE_AFTER_EVICTION_NS`] after the last eviction).
     evicted: u64,
     unsure_until_ns: u64,
+    /// Timewait events waiting for the LIFE record that carries their timewait's start.
+    ahead: Vec<Event>,
 }
 
 impl Default for Model {
@@ -187,6 +189,7 @@ impl Model {
             limits,
             evicted: 0,
             unsure_until_ns: 0,
+            ahead: Vec::new(),
         }
     }
 
@@ -227,6 +230,7 @@ impl Model {
         let unsure = ev.ts_ns < self.unsure_until_ns;
         match ev.kind {
             EventKind::Life { .. } => self.apply_life(ev, unsure, steps),
+            EventKind::TimeWaitAhead { .. } => self.hold_ahead(ev, unsure, steps),
             _ => self.apply_one(ev, unsure, steps),
         }
         let e = self.evictions();
@@ -255,7 +259,8 @@ impl Model {
                     steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev, &self.owners));
                 }
             }
-            EventKind::TimeWait { phase, substate } => {
+            EventKind::TimeWait { phase, substate }
+            | EventKind::TimeWaitAhead { phase, substate } => {
                 let closing = self.sockets.closing(&ev.tuple, ev.netns);
                 let (anomalies, owners) = (&mut self.anomalies, &self.owners);
                 let (timer, known) = ((phase, substate), (closing, unsure));
@@ -302,6 +307,7 @@ impl Model {
 
     /// [`Model::finish`] appending to `steps`.
     pub fn finish_into(&mut self, now_ns: u64, steps: &mut Vec<Step>) {
+        self.release_ahead(now_ns, steps);
         self.timewaits.settle(now_ns, &self.owners, steps);
         self.sockets.settle(now_ns, steps);
     }

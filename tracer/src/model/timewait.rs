@@ -81,6 +81,11 @@ impl TimeWaits {
         }
     }
 
+    /// Whether the timewait at `addr` is followed now.
+    pub fn follows(&self, addr: u64) -> bool {
+        self.live.get(addr).is_some()
+    }
+
     fn get(&self, addr: u64) -> Option<TimeWait> {
         self.live.get(addr).map(TimeWait::from_row)
     }

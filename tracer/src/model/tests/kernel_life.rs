@@ -123,7 +123,7 @@ fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].dwell_ns, Some(MS), "its handshake is timed here");
     assert_eq!(model.open_by_state(3 * MS)[Established.index()].count, 0);
-    // The peer closed, then the application: the life so far, one record.
+    // The life so far, handed back mid-way (a transition the kernel could not follow).
     let states = [Established, CloseWait, LastAck];
     model.apply(&life(4 * MS, 1, t, 7, &states, 0));
     assert_eq!(model.open_by_state(5 * MS)[LastAck.index()].count, 1);
@@ -177,6 +177,27 @@ fn timewait_steps(steps: &[Step]) -> Vec<String> {
     )
 }
 
+/// The LIFE record of `client_until_fin_wait2`'s socket closed at `close`, taken over by
+/// timewait `TW` started in `substate` at HANDOVER.
+fn client_handed_over(close: u64, substate: TcpState) -> Event {
+    let states = [Close, SynSent, Established, FinWait1, FinWait2, Close];
+    let mut record = life(close, 1, tuple(T0, 80), 7, &states, 0);
+    if let EventKind::Life {
+        entered_ns,
+        timewait,
+        ..
+    } = &mut record.kind
+    {
+        *entered_ns = FW2;
+        *timewait = Some(LifeTimewait {
+            sk: TW,
+            ts_ns: HANDOVER,
+            substate,
+        });
+    }
+    record
+}
+
 #[test]
 fn a_life_and_its_timewaits_start_in_one_record_end_as_their_events_do() {
     let t = tuple(T0, 80);
@@ -187,21 +208,7 @@ fn a_life_and_its_timewaits_start_in_one_record_end_as_their_events_do() {
         one_by_one.push(change(HANDOVER + 1, 1, t, FinWait2, Close));
         one_by_one.push(timer(expiry, TW, t, Expire, TimeWait));
         let (_, want) = run(&one_by_one);
-        let states = [Close, SynSent, Established, FinWait1, FinWait2, Close];
-        let mut record = life(HANDOVER + 1, 1, t, 7, &states, 0);
-        if let EventKind::Life {
-            entered_ns,
-            timewait,
-            ..
-        } = &mut record.kind
-        {
-            *entered_ns = FW2;
-            *timewait = Some(LifeTimewait {
-                sk: TW,
-                ts_ns: HANDOVER,
-                substate,
-            });
-        }
+        let record = client_handed_over(HANDOVER + 1, substate);
         let (_, got) = run(&[record, timer(expiry, TW, t, Expire, TimeWait)]);
         assert_eq!(ends(&got), ends(&want), "{substate:?}");
         assert_eq!(ends(&got).len(), 1);
@@ -266,4 +273,42 @@ fn a_child_whose_handshake_the_kernel_kept_starts_at_its_making() {
         "{:?}",
         shown(&got)
     );
+}
+
+/// A timewait event flagged as coming before the LIFE record that carries its start.
+fn ahead(ts: u64, phase: TimerPhase, substate: TcpState) -> Event {
+    let t = tuple(T0, 80);
+    event(ts, TW, t, 0, EventKind::TimeWaitAhead { phase, substate })
+}
+
+#[test]
+fn a_timewait_event_ahead_of_its_start_waits_for_the_record() {
+    let t = tuple(T0, 80);
+    let (rearm, close, expiry) = (HANDOVER + 10_000, HANDOVER + 20_000, HANDOVER + 60 * S);
+    let mut one_by_one = client_until_fin_wait2(1, t);
+    one_by_one.push(timer(HANDOVER, TW, t, Start, FinWait2));
+    // The peer's FIN re-arms it on another CPU before this one reaches the CLOSE.
+    one_by_one.push(timer(rearm, TW, t, Start, TimeWait));
+    one_by_one.push(change(close, 1, t, FinWait2, Close));
+    one_by_one.push(timer(expiry, TW, t, Expire, TimeWait));
+    let (_, want) = run(&one_by_one);
+    let record = client_handed_over(close, FinWait2);
+    let events = [
+        ahead(rearm, Start, TimeWait),
+        record,
+        timer(expiry, TW, t, Expire, TimeWait),
+    ];
+    let (model, got) = run(&events);
+    assert_eq!(ends(&got), ends(&want));
+    assert_eq!(timewait_steps(&got), timewait_steps(&want));
+    assert_eq!(model.anomalies(), run(&one_by_one).0.anomalies());
+}
+
+#[test]
+fn a_timewait_event_ahead_goes_on_alone_when_no_record_comes() {
+    let mut model = Model::new();
+    assert!(model.apply(&ahead(S, Expire, TimeWait)).is_empty(), "held");
+    let late = model.finish(S + super::super::kernel_life::AHEAD_WAIT_NS + 1);
+    assert_eq!(late.len(), 1, "{:?}", shown(&late));
+    assert_eq!(late[0].note, Some(Note::StartNotSeen));
 }
