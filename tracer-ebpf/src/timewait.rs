@@ -5,6 +5,7 @@ use aya_ebpf::{Global, macros::btf_tracepoint, programs::BtfTracePointContext};
 use tracer_common::{kind, life};
 
 use crate::{
+    aggregate::Timewait,
     emit::{OFFSETS, ProbeRead, Seen, emit, emit_flagged, read},
     log::outcome,
 };
@@ -69,16 +70,12 @@ pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
     }
     // Under aggregation a start goes in the LIFE record of the life it takes over, if that is
     // followed in the kernel; an event that comes before that record is flagged so.
-    if event_kind == kind::TW_START {
-        match crate::aggregate::timewait_starts(tw, seen.sport, seen.new_state) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => return emit::<ProbeRead>(seen).and(Err(e)),
-        }
-    }
-    let flags = match crate::aggregate::timewait_ahead(tw, seen.sport) {
-        Ok(true) => life::flags::TIMEWAIT_AHEAD,
-        _ => 0,
+    let start = event_kind == kind::TW_START;
+    let flags = match crate::aggregate::timewait_event(tw, seen.sport, seen.new_state, start) {
+        Ok(Timewait::Noted) => return Ok(()),
+        Ok(Timewait::Ahead) => life::flags::TIMEWAIT_AHEAD,
+        Ok(Timewait::Alone) => 0,
+        Err(e) => return emit::<ProbeRead>(seen).and(Err(e)),
     };
     emit_flagged::<ProbeRead>(seen, flags)
 }

@@ -23,16 +23,35 @@ fn slot_of_timewait(tw: *const u8, sport: u16) -> Result<Option<&'static mut Lif
     Ok(Some(s))
 }
 
-/// A timewait socket starts (the full socket's CLOSE follows on this CPU): noted in the slot
-/// of the life it takes over, which then carries it in its LIFE record (`true`); else the
-/// caller emits the start.
+/// What a timewait's timer event is under aggregation, from the slot of the life it takes over.
+pub enum Timewait {
+    /// Its start, noted in the slot (the full socket's CLOSE follows on this CPU), to go in
+    /// that life's LIFE record: nothing is sent now.
+    Noted,
+    /// An event on another CPU before that life's CLOSE (a re-arm by the peer's FIN, a kill
+    /// for reuse): its start, still in the slot, comes in the record after it.
+    Ahead,
+    /// Anything else: sent as it is.
+    Alone,
+}
+
+/// Looks up, and for a first start writes, the slot of the life timewait socket `tw` takes
+/// over. Only a start writes: it runs on the CPU that owns the slot.
 #[inline(always)]
-pub fn timewait_starts(tw: *const u8, sport: u16, substate: u8) -> Result<bool, i32> {
+pub fn timewait_event(
+    tw: *const u8,
+    sport: u16,
+    substate: u8,
+    start: bool,
+) -> Result<Timewait, i32> {
     let Some(s) = slot_of_timewait(tw, sport)? else {
-        return Ok(false);
+        return Ok(Timewait::Alone);
     };
-    if s.timewait_sk != 0 {
-        return Ok(false);
+    if s.timewait_sk == tw as u64 {
+        return Ok(Timewait::Ahead);
+    }
+    if !start || s.timewait_sk != 0 {
+        return Ok(Timewait::Alone);
     }
     // SAFETY: helper without arguments.
     s.timewait_ns = unsafe { bpf_ktime_get_boot_ns() };
@@ -40,15 +59,7 @@ pub fn timewait_starts(tw: *const u8, sport: u16, substate: u8) -> Result<bool, 
     if substate == FIN_WAIT2 {
         s.flags |= life::flags::TIMEWAIT_FIN_WAIT2;
     }
-    Ok(true)
-}
-
-/// A timewait's timer event on another CPU before the CLOSE of the life it took over (a re-arm
-/// by the peer's FIN, a kill for reuse): the start is still in the slot, to come in that life's
-/// record after this event (`true`). Only read: the slot is the owner CPU's to write.
-#[inline(always)]
-pub fn timewait_ahead(tw: *const u8, sport: u16) -> Result<bool, i32> {
-    Ok(slot_of_timewait(tw, sport)?.is_some_and(|s| s.timewait_sk == tw as u64))
+    Ok(Timewait::Noted)
 }
 
 /// A reset on a socket whose life is followed here: noted in its slot (`true`), else the

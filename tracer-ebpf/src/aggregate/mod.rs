@@ -8,7 +8,7 @@
 mod child;
 mod hooks;
 
-pub use hooks::{reset, timewait_ahead, timewait_starts};
+pub use hooks::{Timewait, reset, timewait_event};
 
 use aya_ebpf::{
     EbpfContext, Global,

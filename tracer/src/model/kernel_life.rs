@@ -127,13 +127,10 @@ impl Model {
     /// Applies the held events whose LIFE record did not come in time (lost, or a kernel
     /// that does not send it), as they are.
     pub(super) fn release_ahead(&mut self, now_ns: u64, steps: &mut Vec<Step>) {
-        if self.ahead.is_empty() {
-            return;
-        }
-        let (late, held): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.ahead)
-            .into_iter()
-            .partition(|e| e.ts_ns.saturating_add(AHEAD_WAIT_NS) < now_ns);
-        self.ahead = held;
+        let late: Vec<Event> = self
+            .ahead
+            .extract_if(.., |e| e.ts_ns.saturating_add(AHEAD_WAIT_NS) < now_ns)
+            .collect();
         for ev in late {
             let unsure = ev.ts_ns < self.unsure_until_ns;
             self.apply_one(&ev, unsure, steps);
@@ -159,14 +156,9 @@ impl Model {
             ..ev.clone()
         };
         self.apply_one(&start, unsure, steps);
-        if self.ahead.iter().any(|e| e.sk == tw.sk) {
-            let (mine, others): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.ahead)
-                .into_iter()
-                .partition(|e| e.sk == tw.sk);
-            self.ahead = others;
-            for held in mine {
-                self.apply_one(&held, unsure, steps);
-            }
+        let held: Vec<Event> = self.ahead.extract_if(.., |e| e.sk == tw.sk).collect();
+        for ev in held {
+            self.apply_one(&ev, unsure, steps);
         }
     }
 }

@@ -136,7 +136,7 @@ impl TimeWaits {
 
     /// A timer event for an address not followed yet may belong to a snapshot TIME_WAIT.
     fn adopt_seed(&mut self, ev: &Event, phase: TimerPhase) {
-        if phase == TimerPhase::Start || self.live.get(ev.sk).is_some() {
+        if phase == TimerPhase::Start || self.follows(ev.sk) {
             return;
         }
         let Some(seed) = self.seeds.take(ev.netns, &ev.tuple) else {
@@ -181,7 +181,7 @@ impl TimeWaits {
                     self.forget_stale_cancels();
                 }
             }
-            TimerPhase::Expire if self.live.get(ev.sk).is_some() => {
+            TimerPhase::Expire if self.follows(ev.sk) => {
                 self.end(ev.sk, ev.ts_ns, substate, Note::Expired, owners, steps);
             }
             TimerPhase::Expire => {
