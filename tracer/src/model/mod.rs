@@ -247,7 +247,13 @@ impl Model {
             // shutdown() then close() can report FIN_WAIT1 -> FIN_WAIT1: not a change.
             EventKind::StateChange { old, new } if old == new => {}
             EventKind::StateChange { old, new } => {
-                let handed = if new == TcpState::Close {
+                // The kernel hands a socket over to a timewait only from FIN_WAIT2 or CLOSING
+                // (`tcp_time_wait`); FIN_WAIT1 for a kernel that would do it unseen.
+                let from_closing = matches!(
+                    old,
+                    TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
+                );
+                let handed = if new == TcpState::Close && from_closing {
                     self.timewaits.takes_over(&ev.tuple, ev.netns, unsure)
                 } else {
                     sockets::Handover::None
