@@ -8,6 +8,7 @@
 mod child;
 mod hooks;
 
+pub use child::request_completes;
 pub use hooks::{Timewait, reset, timewait_event};
 
 use aya_ebpf::{
@@ -168,9 +169,10 @@ fn take(
 fn change(ctx: &BtfTracePointContext, seen: Seen, cookie: u64) -> Result<(), i32> {
     let (old, new) = (seen.old_state, seen.new_state);
     if old == SYN_RECV
-        && let Some(since) = child::take_child_note(&seen, sk_number(ctx)?)
+        && let Some(note) = child::take_child_note(&seen, sk_number(ctx)?)
+        && child::child_changes(seen, cookie, note)?
     {
-        return child::child_changes(seen, cookie, since);
+        return Ok(());
     }
     let Some(s) = slot(cookie) else {
         return emit::<DirectRead>(seen);

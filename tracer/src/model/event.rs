@@ -2,7 +2,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
-use tracer_common::{AF_INET, AF_INET6, RawEvent, kind};
+use tracer_common::{AF_INET, AF_INET6, RawEvent, kind, req_end};
 
 use super::state::TcpState;
 
@@ -129,6 +129,14 @@ pub enum EventKind {
         /// CLOSE, else (a life handed back early) after it.
         timewait: Option<LifeTimewait>,
     },
+    /// A request socket (a half-open connection) ended; the event's time is its end.
+    RequestEnd {
+        /// When its first SYN-ACK went out (microseconds after the SYN); `None` when unknown.
+        start_ns: Option<u64>,
+        /// SYN-ACKs retransmitted.
+        retransmits: u8,
+        how: RequestEnd,
+    },
 }
 
 /// The start of the timewait socket that took a kernel-followed life over.
@@ -164,6 +172,17 @@ impl LifePath {
     }
 }
 
+/// How a request socket ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestEnd {
+    /// Taken out of the SYN queue before its timer ran out: by the final ACK when a child
+    /// socket took over, else by an RST or a netns exit.
+    Unlinked,
+    /// Its timer ran out: dropped unanswered after its SYN-ACK retransmits.
+    Expired,
+}
+
 /// One thing the kernel reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -187,6 +206,7 @@ pub enum DecodeError {
     UnknownKind(u8),
     UnknownState(u8),
     UnknownFamily(u16),
+    UnknownEnd(u8),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -195,6 +215,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::UnknownKind(k) => write!(f, "unknown event kind {k}"),
             DecodeError::UnknownState(s) => write!(f, "unknown TCP state number {s}"),
             DecodeError::UnknownFamily(a) => write!(f, "unknown address family {a}"),
+            DecodeError::UnknownEnd(e) => write!(f, "unknown request socket end {e}"),
         }
     }
 }
@@ -262,6 +283,15 @@ impl TryFrom<&RawEvent> for Event {
                         _ => TcpState::FinWait2,
                     },
                 }),
+            },
+            kind::REQ_END => EventKind::RequestEnd {
+                start_ns: (raw.start_ns != 0).then_some(raw.start_ns),
+                retransmits: raw.retransmits,
+                how: match raw.end {
+                    req_end::UNLINKED => RequestEnd::Unlinked,
+                    req_end::EXPIRED => RequestEnd::Expired,
+                    other => return Err(DecodeError::UnknownEnd(other)),
+                },
             },
             other => return Err(DecodeError::UnknownKind(other)),
         };

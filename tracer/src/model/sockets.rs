@@ -242,6 +242,12 @@ impl Sockets {
         life
     }
 
+    /// The owner of the listener on this port (if known) and whether one is known.
+    pub fn listener(&mut self, netns: u32, port: u16) -> (Option<OwnerKey>, bool) {
+        let owner = self.listeners.owner((netns, port));
+        (owner, self.listeners.contains((netns, port)))
+    }
+
     fn service(&self, life: &Life, ev: &Event) -> Service {
         let listens = self.listeners.contains((ev.netns, ev.tuple.local_port));
         Service::of(life.role, &ev.tuple, listens)
