@@ -218,6 +218,44 @@ async fn a_handshake_completed_late_shows_its_wait_in_syn_recv() {
     assert!((300 * MS..400 * MS).contains(&dwell), "{dwell} ns");
 }
 
+/// Under kernel aggregation (`histogram` on 5.12+) the same late handshake is timed in the
+/// kernel from the SYN: its request socket hands its start to the child, and nothing of the
+/// handshake crosses one event at a time (`-vv` logs every record).
+#[test]
+fn a_handshake_completed_late_is_timed_from_the_syn_in_the_kernel_too() {
+    let tag = format!("{}k", std::process::id() % 10000);
+    let pair = HostPair::create(&tag);
+    let port = free_port("127.0.0.1");
+    let p = port.to_string();
+    let args = ["histogram", "--state", "syn-recv", "--json", "-vv"];
+    let histogram = Running::start(&[&args[..], &["--duration", "4", "--port", &p]].concat());
+    let aggregating = histogram.stderr.iter().any(|l| l.contains("kernel aggregation: "));
+    let server = listen(&pair, port, 0, Some(5), true);
+    HostPair::spawn_in(&pair.client_ns, "late client", move || {
+        let addr = SocketAddr::from((SERVER_IP, port));
+        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        std::thread::sleep(Duration::from_millis(300));
+        c.write_all(b"x").expect("write");
+        std::thread::sleep(Duration::from_millis(100));
+    })
+    .join()
+    .expect("client");
+    assert_eq!(server.join().expect("listener"), b"x");
+    let (code, out, stderr) = histogram.finish_with_stderr(Duration::from_secs(20));
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["count"], 1, "{v}");
+    let p50_ms = v["p50_ns"].as_u64().expect("p50") / MS;
+    assert!((300..400).contains(&p50_ms), "p50 {p50_ms} ms");
+    if aggregating {
+        let one_by_one = |l: &&String| {
+            l.contains("RequestEnd") || l.contains("StateChange { old: Listen, new: SynRecv }")
+        };
+        let sent: Vec<&String> = stderr.iter().filter(one_by_one).collect();
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+}
+
 /// The complaint, end to end: `tracer run`, `tracer histogram --state SYN_RECV` and
 /// `tracer closes` over unanswered half-opens show each of them, with its half-open time.
 #[test]
