@@ -229,7 +229,10 @@ fn a_handshake_completed_late_is_timed_from_the_syn_in_the_kernel_too() {
     let p = port.to_string();
     let args = ["histogram", "--state", "syn-recv", "--json", "-vv"];
     let histogram = Running::start(&[&args[..], &["--duration", "4", "--port", &p]].concat());
-    let aggregating = histogram.stderr.iter().any(|l| l.contains("kernel aggregation: "));
+    let aggregating = histogram
+        .stderr
+        .iter()
+        .any(|l| l.contains("kernel aggregation: "));
     let server = listen(&pair, port, 0, Some(5), true);
     HostPair::spawn_in(&pair.client_ns, "late client", move || {
         let addr = SocketAddr::from((SERVER_IP, port));

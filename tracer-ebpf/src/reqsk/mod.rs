@@ -96,7 +96,11 @@ fn request_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> 
 
 #[btf_tracepoint(function = "timer_start")]
 pub fn reqsk_timer_start(ctx: BtfTracePointContext) -> i32 {
-    outcome(&ctx, "reqsk timer_start", request_timer(&ctx, kind::TW_START));
+    outcome(
+        &ctx,
+        "reqsk timer_start",
+        request_timer(&ctx, kind::TW_START),
+    );
     0
 }
 
@@ -109,7 +113,11 @@ pub fn reqsk_timer_expire_entry(ctx: BtfTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "timer_cancel")]
 pub fn reqsk_timer_cancel(ctx: BtfTracePointContext) -> i32 {
-    outcome(&ctx, "reqsk timer_cancel", request_timer(&ctx, kind::TW_CANCEL));
+    outcome(
+        &ctx,
+        "reqsk timer_cancel",
+        request_timer(&ctx, kind::TW_CANCEL),
+    );
     0
 }
 
@@ -176,8 +184,7 @@ fn try_expire_exit(ctx: &BtfTracePointContext) -> Result<(), i32> {
     // SAFETY: as above.
     let (retransmits, first_synack_us) = unsafe { ((*slot).retransmits, (*slot).first_synack_us) };
     let req = req as *const u8;
-    let result =
-        end::record::<Copied>(req, req_end::EXPIRED, retransmits as u8, first_synack_us);
+    let result = end::record::<Copied>(req, req_end::EXPIRED, retransmits as u8, first_synack_us);
     // Copied reads the slot while its owner is set: clear it only after the record is sent.
     // SAFETY: as above.
     unsafe { (*slot).req = 0 };

@@ -16,6 +16,7 @@
 //! busybox, on qemu-system-aarch64's `virt` machine, also under TCG. On arm64's 6.1, fentry
 //! cannot attach (arch.rs): there tracer must choose the timer path itself.
 mod arch;
+mod half_open;
 mod kernels;
 mod modules;
 mod scenario;
@@ -94,6 +95,9 @@ pub fn run(
         };
         let target = arch.rust_target();
         cargo(&["build", "--release", "-p", "tracer", "--target", target])?;
+        // The raw SYN sender of the half-open check.
+        let syns = ["-p", "tracer-tests", "--bin", "trc-syns"];
+        cargo(&[&["build", "--release", "--target", target][..], &syns[..]].concat())?;
         let tracer = PathBuf::from(format!("{target_dir}/{target}/release/tracer"));
         runs.extend(series.into_iter().map(|s| (arch, s, tracer.clone())));
     }
@@ -277,6 +281,25 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         verdict(ok)
     );
     o.checks.push(("TIME_WAIT timer", ok));
+
+    let auto = half_open::HalfOpens::parse(&out, "auto")?;
+    let timer = half_open::HalfOpens::parse(&out, "timer")?;
+    for (what, h) in [("chosen path", &auto), ("timer path forced", &timer)] {
+        println!(
+            "{tag} half-opens, {what}: {} -> {}",
+            h.describe(),
+            verdict(h.ok())
+        );
+        o.checks.push(("half-opens", h.ok()));
+    }
+    let same = auto.counts() == timer.counts();
+    println!(
+        "{tag} half-opens, chosen and timer path agree: {:?} and {:?} -> {}",
+        auto.counts(),
+        timer.counts(),
+        verdict(same)
+    );
+    o.checks.push(("half-opens same", same));
     Ok(())
 }
 

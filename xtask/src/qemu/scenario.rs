@@ -16,8 +16,9 @@ pub const REQUESTS: u64 = 20;
 pub const TW_EXPECTED: (usize, usize, usize) = (2, 2, 1);
 pub const TW_CLIENT: &str = "127.0.0.1:40000";
 
-/// The modules tracer's snapshot needs (sock_diag for TCP); their dependencies come along.
-const MODULES: &[&str] = &["inet_diag", "tcp_diag"];
+/// The modules tracer's snapshot needs (sock_diag for TCP), and the dummy interface the
+/// half-open check sends its SYN-ACKs into; their dependencies come along.
+const MODULES: &[&str] = &["inet_diag", "tcp_diag", "dummy"];
 
 /// A gzip'd cpio initramfs: busybox, the static tracer, the kernel's own diag modules, the
 /// init script, all of the VM's architecture. Returns the image and the modules it loads, in
@@ -37,6 +38,8 @@ pub fn initramfs(
     std::fs::copy(&busybox, dir.join("bin/busybox"))
         .with_context(|| format!("busybox-static: {}", busybox.display()))?;
     std::fs::copy(tracer, dir.join("bin/tracer"))?;
+    // Built beside it (mod.rs): the half-open check's SYN sender.
+    std::fs::copy(tracer.with_file_name("trc-syns"), dir.join("bin/trc-syns"))?;
     std::fs::write(dir.join("www/index.html"), "hello\n")?;
     let modules = modules::copy(kernel, MODULES, &dir.join("lib/modules"))?;
     std::fs::write(dir.join("modules.load"), modules.join("\n") + "\n")?;

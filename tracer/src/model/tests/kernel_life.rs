@@ -129,7 +129,10 @@ fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
     let steps = child_followed(&mut model, t);
     assert_eq!(steps.len(), 1);
     let half_open = Some(3 * MS / 2);
-    assert_eq!(steps[0].dwell_ns, half_open, "timed here, from its request's SYN-ACK");
+    assert_eq!(
+        steps[0].dwell_ns, half_open,
+        "timed here, from its request's SYN-ACK"
+    );
     assert_eq!(model.open_by_state(3 * MS)[Established.index()].count, 0);
     // The life so far, handed back mid-way (a transition the kernel could not follow).
     let states = [Established, CloseWait, LastAck];
