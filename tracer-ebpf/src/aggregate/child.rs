@@ -97,11 +97,10 @@ pub fn request_completes(req: *const u8, request_ns: u64) -> Result<bool, i32> {
     if n.sk != sk || n.request_ns != 0 {
         return Ok(false);
     }
-    // Ports as both sockets store them (local host order, remote network order): by now the
-    // child has its own on every kernel.
+    // Both ports in one load each: `skc_dport` and `skc_num` make up `skc_portpair`, as both
+    // sockets store them. By now the child has its own on every kernel.
     let child = sk as *const u8;
-    let same = read::<u16>(child, offset!(skc_num))? == read::<u16>(req, offset!(skc_num))?
-        && read::<u16>(child, offset!(skc_dport))? == read::<u16>(req, offset!(skc_dport))?;
+    let same = read::<u32>(child, offset!(skc_dport))? == read::<u32>(req, offset!(skc_dport))?;
     if same {
         n.request_ns = request_ns;
     }

@@ -16,7 +16,6 @@ use crate::{
 /// life record carries it); else its end record goes.
 #[inline(always)]
 pub fn unlinked(req: *const u8) -> Result<(), i32> {
-    let retransmits = read::<u8>(req, offset!(num_retrans))?;
     let first_synack_us = read::<u64>(req, offset!(snt_synack))?;
     if crate::aggregate::enabled() {
         let start_ns = boot_time(first_synack_us);
@@ -24,6 +23,7 @@ pub fn unlinked(req: *const u8) -> Result<(), i32> {
             return Ok(());
         }
     }
+    let retransmits = read::<u8>(req, offset!(num_retrans))?;
     record::<ProbeRead>(req, req_end::UNLINKED, retransmits, first_synack_us)
 }
 
