@@ -18,8 +18,11 @@ use super::{
     event::RequestEnd,
 };
 
-/// How long an unlinked request socket's end waits for a child to claim it.
-pub const CHILD_GRACE_NS: u64 = 100_000_000;
+/// How long an unlinked request socket's end waits for a child to claim it. The child's next
+/// transition follows the end within microseconds, but [`super::Model::finish`] runs on the
+/// wall clock: a batch delivered late (a slow or loaded host, seen in a VM under software
+/// emulation with 100 ms) must not release the end before its child's event is read.
+pub const CHILD_GRACE_NS: u64 = 1_000_000_000;
 
 /// Unlinked request sockets waiting for their child, by (netns, tuple). Bounded: when full,
 /// the oldest are released at once as ends of their own.
