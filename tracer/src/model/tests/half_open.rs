@@ -80,12 +80,12 @@ fn without_its_request_socket_a_child_has_no_syn_recv_duration() {
 fn an_unanswered_half_open_ends_as_a_handshake_not_completed_of_the_listener() {
     let peer = reversed(tuple(40012, 80));
     // The unlinked one waits for a child: none came within the grace, which the next event
-    // (5 s) makes certain.
+    // (6 s) makes certain.
     let (_, steps) = run(&[
         listener(),
         request_end(3 * S + 7, 99, peer, Some(S), RequestEnd::Expired),
         request_end(4 * S, 98, peer, Some(3 * S), RequestEnd::Unlinked),
-        request_end(5 * S, 97, peer, None, RequestEnd::Expired),
+        request_end(6 * S, 97, peer, None, RequestEnd::Expired),
     ]);
     let expected = [
         "10 p5 CLOSE->LISTEN -",
@@ -102,7 +102,7 @@ fn an_unanswered_half_open_ends_as_a_handshake_not_completed_of_the_listener() {
         request_end(4 * S, 98, peer, Some(3 * S), RequestEnd::Unlinked),
     ]);
     assert!(model.finish(4 * S + CHILD_GRACE_NS).is_empty());
-    assert_eq!(model.finish(5 * S).len(), 1);
+    assert_eq!(model.finish(4 * S + CHILD_GRACE_NS + 1).len(), 1);
 }
 
 #[test]
