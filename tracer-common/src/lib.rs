@@ -155,6 +155,8 @@ pub struct KernelOffsets {
     /// `tcp_request_sock.snt_synack` (u64): when the first SYN-ACK went out, CLOCK_MONOTONIC
     /// microseconds (`tcp_clock_us`).
     pub snt_synack: u32,
+    /// `tcp_sock.fastopen_rsk`: set while a Fast Open child (made at the SYN) is in SYN_RECV.
+    pub fastopen_rsk: u32,
 }
 
 /// What the kernel side keeps. Filtering in the kernel keeps excluded traffic off the ring buffer.

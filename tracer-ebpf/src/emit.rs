@@ -37,6 +37,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     num_retrans: 0,
     skc_nulls_pprev: 0,
     snt_synack: 0,
+    fastopen_rsk: 0,
 });
 
 /// One member of [`OFFSETS`] with a single load, for paths that must exit early and cheaply

@@ -3,11 +3,7 @@
 //! half-open time, from its request socket's first SYN-ACK: the request socket, unlinked by the
 //! final ACK between the child's two changes on the same CPU, hands its start over here
 //! ([`request_completes`]).
-use aya_ebpf::{
-    helpers::bpf_ktime_get_boot_ns,
-    macros::map,
-    maps::{Array, PerCpuArray},
-};
+use aya_ebpf::{helpers::bpf_ktime_get_boot_ns, macros::map, maps::Array};
 use tracer_common::tcp_state::{ESTABLISHED, LISTEN, SYN_RECV};
 
 use super::{record_dwell, slot, take};
@@ -36,10 +32,6 @@ const CHILD_NOTES: u32 = 4096;
 
 #[map]
 static CHILDREN: Array<ChildNote> = Array::with_max_entries(CHILD_NOTES, 0);
-
-/// Per CPU: the address of the child noted last, whose request socket is unlinked next.
-#[map]
-static LAST_CHILD: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// The note of the child at address `sk` (a number), whoever holds it.
 #[inline(always)]
@@ -71,23 +63,15 @@ pub(super) fn child_made(seen: Seen, sk_number: u64) -> Result<(), i32> {
     // SAFETY: helper without arguments.
     n.since_ns = unsafe { bpf_ktime_get_boot_ns() };
     n.request_ns = 0;
-    if let Some(last) = LAST_CHILD.get_ptr_mut(0) {
-        // SAFETY: this CPU's value; nothing else runs on this CPU while this program does.
-        unsafe { *last = sk };
-    }
     Ok(())
 }
 
-/// A request socket `req`, first SYN-ACK at `request_ns`, is unlinked (reqsk/end.rs): if the
-/// child noted last on this CPU is its own (same ports: the final ACK made it just before),
-/// the child takes its start and `true` says no end record is needed.
+/// A request socket `req`, first SYN-ACK at `request_ns`, is unlinked (reqsk/end.rs): if
+/// `sk`, the child made last on this CPU (reqsk/child.rs), is its own (same ports: the final
+/// ACK made it just before), the child takes its start and `true` says no end record is
+/// needed.
 #[inline(always)]
-pub fn request_completes(req: *const u8, request_ns: u64) -> Result<bool, i32> {
-    let Some(last) = LAST_CHILD.get_ptr_mut(0) else {
-        return Ok(false);
-    };
-    // SAFETY: this CPU's value, as above; taken whatever follows, so it links once.
-    let sk = unsafe { core::mem::replace(&mut *last, 0) };
+pub fn request_completes(req: *const u8, sk: u64, request_ns: u64) -> Result<bool, i32> {
     if sk == 0 {
         return Ok(false);
     }

@@ -13,13 +13,22 @@ use crate::{
 
 /// Unlinked before its timer ran out: the socket is still alive here. Completed by the final
 /// ACK under aggregation, its start goes into its child's note (nothing crosses: the child's
-/// life record carries it); else its end record goes.
+/// life record carries it); else its end record goes. Once: not again when its timer, re-armed
+/// after its end was recorded at an expiry, is deleted (mod.rs).
 #[inline(always)]
 pub fn unlinked(req: *const u8) -> Result<(), i32> {
+    let child = super::child::take();
+    let key = req as u64;
+    // SAFETY: the value is not used, only whether there is one.
+    if unsafe { super::REQ_ENDED.get(&key) }.is_some() {
+        let _ = super::REQ_ENDED.remove(&key);
+        return Ok(());
+    }
+    super::ended(req);
     let first_synack_us = read::<u64>(req, offset!(snt_synack))?;
     if crate::aggregate::enabled() {
         let start_ns = boot_time(first_synack_us);
-        if start_ns != 0 && crate::aggregate::request_completes(req, start_ns)? {
+        if start_ns != 0 && crate::aggregate::request_completes(req, child, start_ns)? {
             return Ok(());
         }
     }

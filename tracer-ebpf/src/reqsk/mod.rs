@@ -13,6 +13,12 @@
 //!   delete its timer (`timer_cancel` of an unhashed request socket);
 //! - a retransmitted SYN re-arms a pending timer (`timer_cancel` then `timer_start`, hashed).
 //!
+//! The timer can expire on one CPU while another completes the request socket: between the
+//! final ACK's unlink and its timer delete (`timer_delete_sync`, which waits for a running
+//! handler), the expiry detaches the timer of an unlinked request socket (`timer_cancel`: its
+//! end is recorded then), and the handler re-arms it (`mod_timer`) or drops it. The delete
+//! that follows a re-arm is then no second end ([`REQ_ENDED`]).
+//!
 //! On the timer path of TIME_WAIT the timer programs of timewait.rs pass request socket timers
 //! here. Where the loader chooses fentry for TIME_WAIT, the `reqsk_timer_*` programs below
 //! are attached to the same tracepoints for request sockets alone: the functions that end a
@@ -20,13 +26,14 @@
 //! `__inet_csk_reqsk_queue_drop`; `reqsk_queue_unlink` is static and the exported
 //! `inet_csk_reqsk_queue_drop` can be inlined into its callers), while the timer tracepoints
 //! are the same everywhere.
+pub mod child;
 mod end;
 
 use aya_ebpf::{
     Global,
     helpers::bpf_probe_read_kernel_buf,
     macros::{btf_tracepoint, map},
-    maps::PerCpuArray,
+    maps::{LruHashMap, PerCpuArray},
     programs::BtfTracePointContext,
 };
 use tracer_common::{kind, req_end};
@@ -54,11 +61,21 @@ pub struct Expiring {
     retransmits: u64,
     /// `snt_synack`: beyond the copied head.
     first_synack_us: u64,
+    /// The request socket whose end the last `timer_cancel` on this CPU recorded (end.rs).
+    ended: u64,
+    /// The request socket whose handler runs now, its end recorded at its expiry ([`REQ_ENDED`]).
+    unlinked: u64,
     head: [u8; HEAD],
 }
 
 #[map]
 static REQ_EXPIRING: PerCpuArray<Expiring> = PerCpuArray::with_max_entries(1, 0);
+
+/// Request sockets whose end was recorded at the expiry of their timer, after their unlink,
+/// and whose handler re-armed it: the `timer_cancel` that deletes it is no second end. Taken
+/// out by that cancel, or when the handler does not re-arm it.
+#[map]
+pub(super) static REQ_ENDED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(256, 0);
 
 /// True when `function` is the request socket timer's: the one compare the timer hooks add.
 #[inline(always)]
@@ -75,6 +92,7 @@ pub fn on_timer(timer: *const u8, event_kind: u8) -> Result<(), i32> {
         kind::TW_START => started(req),
         kind::TW_CANCEL if unhashed(req)? => end::unlinked(req),
         kind::TW_EXPIRE if !unhashed(req)? => expiring(req),
+        kind::TW_EXPIRE => expiring_unlinked(req),
         _ => Ok(()),
     }
 }
@@ -131,9 +149,39 @@ fn started(req: *const u8) -> Result<(), i32> {
             if (*slot).req == req as u64 {
                 (*slot).req = 0;
             }
+            // Re-armed after its end: the cancel that deletes it finds it in REQ_ENDED.
+            if (*slot).unlinked == req as u64 {
+                (*slot).unlinked = 0;
+            }
         }
     }
     Ok(())
+}
+
+/// The handler of a request socket unlinked before its timer expired is about to run: if the
+/// expiry's `timer_cancel` (right before, on this CPU) recorded its end, none must follow.
+#[inline(always)]
+fn expiring_unlinked(req: *const u8) -> Result<(), i32> {
+    let slot = REQ_EXPIRING.get_ptr_mut(0).ok_or(-1)?;
+    let req = req as u64;
+    // SAFETY: this CPU's slot, as above.
+    unsafe {
+        if (*slot).ended != req {
+            return Ok(());
+        }
+        (*slot).ended = 0;
+        (*slot).unlinked = req;
+    }
+    REQ_ENDED.insert(&req, &0, 0)
+}
+
+/// A request socket unlinked on this CPU had its end recorded.
+#[inline(always)]
+pub(super) fn ended(req: *const u8) {
+    if let Some(slot) = REQ_EXPIRING.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot, as above.
+        unsafe { (*slot).ended = req as u64 };
+    }
 }
 
 /// Out of the established hash (`skc_nulls_node.pprev` NULL): unlinked from the SYN queue.
@@ -176,9 +224,17 @@ fn try_expire_exit(ctx: &BtfTracePointContext) -> Result<(), i32> {
     let Some(slot) = REQ_EXPIRING.get_ptr_mut(0) else {
         return Ok(());
     };
+    let expired = (timer as u64).wrapping_sub(u64::from(offset!(rsk_timer)));
     // SAFETY: this CPU's slot, as above.
-    let req = unsafe { (*slot).req };
-    if req == 0 || req != (timer as u64).wrapping_sub(u64::from(offset!(rsk_timer))) {
+    let (req, unlinked) = unsafe { ((*slot).req, (*slot).unlinked) };
+    if unlinked != 0 && unlinked == expired {
+        // Ended at its expiry and not re-armed: no cancel of it follows.
+        // SAFETY: as above.
+        unsafe { (*slot).unlinked = 0 };
+        let _ = REQ_ENDED.remove(&unlinked);
+        return Ok(());
+    }
+    if req == 0 || req != expired {
         return Ok(());
     }
     // SAFETY: as above.

@@ -113,6 +113,9 @@ pub enum EventKind {
     },
     ResetSent,
     ResetReceived,
+    /// `SYN_RECV -> CLOSE` of a listener's child that never took its request socket over
+    /// ([`tracer_common::life::flags::CHILD_LOST`]).
+    ChildLost,
     /// A socket life followed in the kernel ([`tracer_common::life`]), ending with
     /// `old -> new` (CLOSE: the life is over; else its timewait socket took over).
     Life {
@@ -250,6 +253,9 @@ impl TryFrom<&RawEvent> for Event {
             )
         };
         let kind = match raw.kind {
+            kind::STATE_CHANGE if raw.life_flags & tracer_common::life::flags::CHILD_LOST != 0 => {
+                EventKind::ChildLost
+            }
             kind::STATE_CHANGE
                 if raw.life_flags & tracer_common::life::flags::KERNEL_FOLLOWS != 0 =>
             {
@@ -347,6 +353,19 @@ mod tests {
                 new: TcpState::FinWait1
             }
         );
+    }
+
+    #[test]
+    fn a_child_that_lost_its_request_socket_is_told_apart() {
+        let raw = RawEvent {
+            kind: kind::STATE_CHANGE,
+            old_state: tcp_state::SYN_RECV,
+            new_state: tcp_state::CLOSE,
+            family: AF_INET,
+            life_flags: tracer_common::life::flags::CHILD_LOST,
+            ..Default::default()
+        };
+        assert_eq!(Event::try_from(&raw).unwrap().kind, EventKind::ChildLost);
     }
 
     #[test]

@@ -18,10 +18,37 @@ use super::{
     event::RequestEnd,
 };
 
+/// `SYN_RECV -> CLOSE` of a child that never took its request socket over (two CPUs each made
+/// a child for one handshake; the one hashed second is closed at once): shown, but no
+/// duration, no end, and it leaves the request socket's end to the child that completed it.
+pub fn child_lost(ev: &Event, owner: Owner) -> Step {
+    Step {
+        note: Some(Note::ChildLost),
+        ..syn_recv_closed(ev, owner)
+    }
+}
+
+/// A `SYN_RECV -> CLOSE` step at `ev`, with no duration, note or end yet.
+fn syn_recv_closed(ev: &Event, owner: Owner) -> Step {
+    Step {
+        ts_ns: ev.ts_ns,
+        sk: ev.sk,
+        tuple: ev.tuple,
+        netns: ev.netns,
+        owner,
+        from: TcpState::SynRecv,
+        to: TcpState::Close,
+        dwell_ns: None,
+        note: None,
+        end: None,
+    }
+}
+
 /// How long an unlinked request socket's end waits for a child to claim it. The child's next
 /// transition follows the end within microseconds, but [`super::Model::finish`] runs on the
-/// wall clock: a batch delivered late (a slow or loaded host, seen in a VM under software
-/// emulation with 100 ms) must not release the end before its child's event is read.
+/// wall clock: a batch delivered late (a slow or loaded host, a VM under software emulation)
+/// must not release the end before its child's event is read. (The rare qemu failure this was
+/// raised from 100 ms for was a second child of one handshake: [`child_lost`].)
 pub const CHILD_GRACE_NS: u64 = 1_000_000_000;
 
 /// Unlinked request sockets waiting for their child, by (netns, tuple). Bounded: when full,
@@ -35,13 +62,6 @@ pub struct HalfOpens {
 fn own_step(ev: &Event, start_ns: Option<u64>, how: RequestEnd, listener: (Owner, bool)) -> Step {
     let (owner, listens) = listener;
     Step {
-        ts_ns: ev.ts_ns,
-        sk: ev.sk,
-        tuple: ev.tuple,
-        netns: ev.netns,
-        owner,
-        from: TcpState::SynRecv,
-        to: TcpState::Close,
         dwell_ns: start_ns.map(|s| ev.ts_ns.saturating_sub(s)),
         note: Some(match (how, start_ns) {
             (_, None) => Note::StartNotSeen,
@@ -54,7 +74,13 @@ fn own_step(ev: &Event, start_ns: Option<u64>, how: RequestEnd, listener: (Owner
             service: Service::of(Role::Server, &ev.tuple, listens),
             timewait: false,
         }),
+        ..syn_recv_closed(ev, owner)
     }
+}
+
+/// The start of a request socket's own step: it keeps it as its dwell (none when unknown).
+fn start_of(step: &Step) -> Option<u64> {
+    step.dwell_ns.map(|d| step.ts_ns.saturating_sub(d))
 }
 
 impl HalfOpens {
@@ -80,9 +106,10 @@ impl HalfOpens {
         if old != TcpState::SynRecv {
             return;
         }
-        // The request's own step keeps its start as its dwell (none when unknown).
-        let request = self.unlinked.remove(&(ev.netns, ev.tuple));
-        let start_ns = request.and_then(|r| r.dwell_ns.map(|d| r.ts_ns.saturating_sub(d)));
+        let start_ns = self
+            .unlinked
+            .remove(&(ev.netns, ev.tuple))
+            .and_then(|r| start_of(&r));
         for step in steps
             .iter_mut()
             .filter(|s| s.sk == ev.sk && s.from == TcpState::SynRecv)
@@ -106,10 +133,20 @@ impl HalfOpens {
             out.push(step);
             return;
         }
+        let key = (ev.netns, ev.tuple);
+        // The same request socket ended twice (its timer expired after its unlink and was
+        // re-armed, on a kernel that records both): one end.
+        if self
+            .unlinked
+            .get(&key)
+            .is_some_and(|held| held.sk == step.sk && start_of(held) == start_of(&step))
+        {
+            return;
+        }
         if self.unlinked.len() >= self.cap {
             self.release(u64::MAX, out);
         }
-        if let Some(earlier) = self.unlinked.insert((ev.netns, ev.tuple), step) {
+        if let Some(earlier) = self.unlinked.insert(key, step) {
             out.push(earlier);
         }
     }

@@ -61,6 +61,10 @@ pub enum Note {
     /// A half-open connection taken out of the SYN queue without completing (an RST, a netns
     /// exit).
     RequestRemoved,
+    /// A listener's child that never took its request socket over, closed at once: another
+    /// CPU's child for the same handshake did ([`tracer_common::life::flags::CHILD_LOST`]).
+    /// No connection ended; its SYN_RECV is no half-open time.
+    ChildLost,
 }
 
 /// One state change as the model understands it, with the time spent in the state it left.
@@ -291,6 +295,12 @@ impl Model {
             }
             // Taken apart by apply_life into the events above.
             EventKind::Life { .. } => {}
+            // Neither an end nor a SYN_RECV time, nor the child its request socket's end waits
+            // for.
+            EventKind::ChildLost => {
+                let owner = self.sockets.forget(ev.sk).map(|id| self.owners.owner(id));
+                steps.push(half_open::child_lost(ev, owner.unwrap_or_default()));
+            }
             EventKind::RequestEnd { .. } => {
                 let (owner, listens) = self.sockets.listener(ev.netns, ev.tuple.local_port);
                 let owner = owner.map(|k| k.owner()).unwrap_or_default();

@@ -272,6 +272,14 @@ impl Sockets {
         }
     }
 
+    /// Forgets `sk`'s life, which was none (a child that never took its request socket over);
+    /// its owner, if it was followed.
+    pub fn forget(&mut self, sk: u64) -> Option<OwnerId> {
+        let owner = Life::from_row(self.lives.get(sk)?).owner;
+        self.lives.remove(sk);
+        Some(owner)
+    }
+
     /// The end of `sk`'s previous life held for its RST, released now: a new life began there.
     pub fn take_held_end(&mut self, sk: u64) -> Option<Step> {
         self.pending.take(sk)

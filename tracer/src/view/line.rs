@@ -28,6 +28,7 @@ fn note_text(note: Note) -> &'static str {
         Note::StartNotSeen => "start not seen",
         Note::SynAckUnanswered => "SYN-ACK unanswered: dropped",
         Note::RequestRemoved => "removed before the final ACK",
+        Note::ChildLost => "a second child of a completed handshake: no connection",
     }
 }
 

@@ -120,3 +120,85 @@ fn unlinked_request_sockets_waiting_for_a_child_are_bounded() {
     ends += model.finish(u64::MAX / 2).len();
     assert_eq!(ends, 10 * cap);
 }
+
+/// Two CPUs each took a segment completing one handshake (the final ACK, the first data):
+/// each made a child; the one hashed second was closed at once, flagged by the kernel. Seen
+/// before or after the request socket's end, it neither takes that end nor counts: the first
+/// child is timed from the SYN, and no connection ended.
+#[test]
+fn a_second_child_of_one_handshake_is_no_connection_and_leaves_the_request_to_the_first() {
+    let child = reversed(tuple(40014, 80));
+    let lost = |ts| event(ts, 12, child, 0, EventKind::ChildLost);
+    let end = request_end(S + 11 * MS, 99, child, Some(S), RequestEnd::Unlinked);
+    for lost_first in [false, true] {
+        let mut events = vec![
+            listener(),
+            change(S + 10 * MS, 11, child, Listen, SynRecv),
+            change(S + 10 * MS + 1, 12, child, Listen, SynRecv),
+        ];
+        match lost_first {
+            true => events.extend([lost(S + 11 * MS - 1), end.clone()]),
+            false => events.extend([end.clone(), lost(S + 11 * MS + 1)]),
+        }
+        events.push(change(S + 12 * MS, 11, child, SynRecv, Established));
+        let (mut model, steps) = run(&events);
+        let mut shown = shown(&steps);
+        shown.sort();
+        let expected = [
+            "10 p5 CLOSE->LISTEN -",
+            "11 p5 LISTEN->SYN_RECV -",
+            "11 p5 SYN_RECV->ESTABLISHED 12ms",
+            "12 p5 LISTEN->SYN_RECV -",
+            "12 p5 SYN_RECV->CLOSE - ChildLost",
+        ];
+        assert_eq!(shown, expected, "lost child first: {lost_first}");
+        assert!(steps.iter().all(|s| s.end.is_none()));
+        assert_eq!(model.half_opens.len(), 0);
+        assert!(model.finish(u64::MAX / 2).is_empty());
+        assert!(
+            ages(&model, 2 * S)
+                .iter()
+                .all(|&(state, _)| state != SynRecv)
+        );
+    }
+}
+
+/// The request socket's timer expired after the final ACK unlinked it, before that CPU
+/// deleted the timer: its end was recorded at the expiry, on the timer's CPU, and the kernel
+/// side records no second one when the re-armed timer is deleted. The child, whose start the
+/// kernel then could not hand over, goes one by one (`Followed` under aggregation) and is
+/// timed from the SYN; an end recorded twice all the same is one end.
+#[test]
+fn a_request_socket_that_expires_after_its_unlink_ends_once_and_times_its_child() {
+    let child = reversed(tuple(40015, 80));
+    let end = request_end(S + 999 * MS, 99, child, Some(S), RequestEnd::Unlinked);
+    let followed = EventKind::Followed {
+        old: SynRecv,
+        new: Established,
+    };
+    for twice in [false, true] {
+        let mut events = vec![
+            listener(),
+            change(S + 999 * MS - 1, 11, child, Listen, SynRecv),
+        ];
+        events.push(end.clone());
+        if twice {
+            events.push(request_end(
+                S + 1000 * MS,
+                99,
+                child,
+                Some(S),
+                RequestEnd::Unlinked,
+            ));
+        }
+        events.push(event(S + 1000 * MS + 1, 11, child, 0, followed));
+        let (mut model, steps) = run(&events);
+        assert_eq!(
+            show(steps.last().unwrap()),
+            "11 p5 SYN_RECV->ESTABLISHED 1000000001ns",
+            "twice: {twice}"
+        );
+        assert_eq!(steps.len(), 3, "twice: {twice}");
+        assert!(model.finish(u64::MAX / 2).is_empty(), "twice: {twice}");
+    }
+}

@@ -94,6 +94,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         num_retrans: at("request_sock", "num_retrans")?,
         skc_nulls_pprev: at("sock_common", "skc_nulls_node")? + at("hlist_nulls_node", "pprev")?,
         snt_synack: at("tcp_request_sock", "snt_synack")?,
+        fastopen_rsk: at("tcp_sock", "fastopen_rsk")?,
     })
 }
 
