@@ -334,14 +334,17 @@ fn run_histogram_and_closes_show_unanswered_half_opens() {
 }
 
 /// The kernel keeps a request socket's first SYN-ACK time: one made before the trace still
-/// gets its whole half-open time, not "start not seen".
+/// gets its whole half-open time, not "start not seen". Two retransmits (dropped at 7 s): with
+/// one (3 s) this failed 2 runs in 4 on a loaded host, with and without the CHILD_LOST change,
+/// and passed alone: the drop can come before the trace has attached while the other tests of
+/// this file load their programs.
 #[tokio::test(flavor = "current_thread")]
 async fn a_half_open_older_than_the_trace_gets_its_whole_time() {
     const N: u16 = 3;
     let tag = format!("{}o", std::process::id() % 10000);
     let pair = HostPair::create(&tag);
     pair.route_phantom(&tag);
-    pair.server_sysctl("tcp_synack_retries", "1");
+    pair.server_sysctl("tcp_synack_retries", "2");
     let port = free_port("127.0.0.1");
     let server = listen(&pair, port, 5, None, false);
     HostPair::spawn_in(&pair.client_ns, "syns", move || {
@@ -354,12 +357,12 @@ async fn a_half_open_older_than_the_trace_gets_its_whole_time() {
     std::thread::sleep(Duration::from_millis(500));
     let mut trace = Trace::attach(&[port]);
     let all = |steps: &[Step]| half_open_ends(steps, port).len() >= usize::from(N);
-    assert!(trace.collect_until(Duration::from_secs(5), all).await);
+    assert!(trace.collect_until(Duration::from_secs(10), all).await);
     let ends = half_open_ends(&trace.steps, port);
     assert_eq!(ends.len(), usize::from(N), "{ends:?}");
     for s in &ends {
         let dwell = s.dwell_ns.expect("a half-open time");
-        assert!((3000 * MS..3400 * MS).contains(&dwell), "{dwell} ns: {s:?}");
+        assert!((7000 * MS..7600 * MS).contains(&dwell), "{dwell} ns: {s:?}");
     }
     server.join().expect("listener");
 }
