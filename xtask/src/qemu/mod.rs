@@ -20,6 +20,7 @@ mod half_open;
 mod kernels;
 mod modules;
 mod scenario;
+mod timewaits;
 
 use std::{
     path::{Path, PathBuf},
@@ -30,7 +31,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 pub use arch::Arch;
 pub use kernels::Series;
-use scenario::{Connections, Snapshot, TimeWaits, between};
+use scenario::{Connections, Snapshot, between};
+use timewaits::TimeWaits;
 
 fn sh(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
