@@ -144,6 +144,8 @@ pub struct KernelOffsets {
     pub tw_timer: u32,
     /// `timer_list.function`.
     pub timer_function: u32,
+    /// `timer_list.entry.pprev`: NULL unless the timer is pending (`timer_pending()`).
+    pub timer_pprev: u32,
     /// `sock_common.skc_cookie` (an `atomic64_t`, copied into the timewait socket).
     pub skc_cookie: u32,
     /// `request_sock.rsk_timer` and `num_retrans` (u8).

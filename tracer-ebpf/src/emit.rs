@@ -32,6 +32,7 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     tw_sport: 0,
     tw_timer: 0,
     timer_function: 0,
+    timer_pprev: 0,
     skc_cookie: 0,
     rsk_timer: 0,
     num_retrans: 0,

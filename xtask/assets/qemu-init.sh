@@ -43,7 +43,8 @@ P5=$!
 TRACER_KERNEL_AGGREGATION=off tracer closes --json --duration 120 --port 8080 > /tmp/closes-off.json 2>/tmp/closes-off.err &
 P6=$!
 TW="run --json --no-socket --duration 120 --port 8090 --port 8091 --port 8093"
-tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
+# Debug lines say which hooks follow request sockets.
+RUST_LOG=tracer=debug tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
 P3=$!
 TRACER_TIMEWAIT_HOOKS=timer tracer $TW > /tmp/tw-timer.json 2>/tmp/tw-timer.err &
 P4=$!
@@ -85,7 +86,7 @@ grep -h 'no snapshot' /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/tw-auto
 echo "END-SNAPSHOT-WARNINGS"
 for p in auto timer; do
     echo "BEGIN-HALFOPEN-$p"
-    grep -E 'TIME_WAIT followed|no TIME_WAIT|half-open' /tmp/tw-$p.err | sed 's/^/PATH: /'
+    grep -E 'TIME_WAIT followed|no TIME_WAIT|half-open|request sockets followed' /tmp/tw-$p.err | sed 's/^/PATH: /'
     sed 's/^/HIST: /' /tmp/ho-hist-$p.json
     grep '"from":"SYN_RECV"' /tmp/tw-$p.json | grep '"to":"CLOSE"' | sed 's/^/END: /'
     echo "END-HALFOPEN-$p"

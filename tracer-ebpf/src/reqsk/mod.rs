@@ -28,6 +28,7 @@
 //! are the same everywhere.
 pub mod child;
 mod end;
+mod handler;
 
 use aya_ebpf::{
     Global,
@@ -213,14 +214,19 @@ pub fn timer_expire_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// The handler returned without re-arming the timer: the request socket was dropped. Runs for
-/// every timer that fires; the compare with this CPU's slot is all most pay.
+/// Runs for every timer that fires; the compare with this CPU's slot is all most pay.
 #[inline(always)]
 fn try_expire_exit(ctx: &BtfTracePointContext) -> Result<(), i32> {
-    let timer: *const u8 = ctx.arg(0);
     if REQSK_TIMER_HANDLER.load() == 0 {
         return Ok(());
     }
+    exited(ctx.arg(0))
+}
+
+/// The handler of request socket timer `timer` returned. A re-arm in it cleared this CPU's
+/// slot ([`started`]); else the request socket noted at its expiry was dropped.
+#[inline(always)]
+fn exited(timer: *const u8) -> Result<(), i32> {
     let Some(slot) = REQ_EXPIRING.get_ptr_mut(0) else {
         return Ok(());
     };

@@ -5,6 +5,11 @@ use anyhow::Result;
 
 use super::scenario::{REQUESTS, between};
 
+/// tracer's debug line when fentry and fexit on the request socket timer's handler follow
+/// request sockets.
+pub const HANDLER_PATH: &str =
+    "request sockets followed with fentry and fexit on reqsk_timer_handler";
+
 /// Unanswered SYNs the VM sends.
 pub const UNANSWERED: usize = 5;
 /// The half-open time of each with `tcp_synack_retries` 1 (SYN-ACK at 0 s, retransmitted at

@@ -294,6 +294,18 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         );
         o.checks.push(("half-opens", h.ok()));
     }
+    // Where fentry follows TIME_WAIT, the handler's own hooks follow request sockets (no
+    // request-socket programs on every timer).
+    if fentry {
+        let ok = auto.path.contains(half_open::HANDLER_PATH);
+        println!(
+            "{tag} half-opens, chosen path hooks {:?}: {} -> {}",
+            half_open::HANDLER_PATH,
+            auto.path,
+            verdict(ok)
+        );
+        o.checks.push(("half-open hooks", ok));
+    }
     let same = auto.counts() == timer.counts();
     println!(
         "{tag} half-opens, chosen and timer path agree: {:?} and {:?} -> {}",

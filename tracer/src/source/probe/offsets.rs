@@ -89,6 +89,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         tw_sport: at("inet_timewait_sock", "tw_sport")?,
         tw_timer: at("inet_timewait_sock", "tw_timer")?,
         timer_function: at("timer_list", "function")?,
+        timer_pprev: at("timer_list", "entry")? + at("hlist_node", "pprev")?,
         skc_cookie: at("sock_common", "skc_cookie")?,
         rsk_timer: at("request_sock", "rsk_timer")?,
         num_retrans: at("request_sock", "num_retrans")?,
