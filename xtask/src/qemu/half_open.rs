@@ -41,6 +41,9 @@ impl HalfOpens {
         let mut h = HalfOpens::default();
         for line in section.lines().map(str::trim) {
             if let Some(path) = line.strip_prefix("PATH: ") {
+                if !h.path.is_empty() {
+                    h.path.push_str("; ");
+                }
                 h.path.push_str(path);
                 continue;
             }
