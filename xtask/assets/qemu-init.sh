@@ -11,8 +11,9 @@
 # Half-open connections: 5 raw SYNs from 10.231.7.3 (trc-syns) to a listener on a dummy
 # interface, whose SYN-ACKs go into the dummy (tcp_synack_retries 1: each lives 3 s), and the
 # 20 completed handshakes of the churn; the TIME_WAIT runs (`run`, port 8093 too) and
-# `histogram --state syn-recv` see them with the chosen path (fentry for TIME_WAIT, request sockets on their own timer programs) and with the
-# timer path forced, and must count the same.
+# `histogram --state syn-recv` see them with the chosen path (fentry for TIME_WAIT, fentry and
+# fexit on the request sockets' timer handler) and with the timer path forced, and must count
+# the same.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev

@@ -5,12 +5,12 @@ use anyhow::Result;
 use super::scenario::between;
 
 /// What qemu-timewait.sh makes: its two requests to [`TW_SERVER`] each leave a TIME_WAIT that
-/// ends early (tw reuse, netns exit), and its client's orphaned FIN_WAIT2 (port 8091) one
-/// expiry. The TIME_WAIT is held by whichever side closed first: nc's shutdown usually goes
-/// before httpd's close, but under emulation httpd can close first (x86_64 5.10 once in 4
-/// runs), and when the two cross both sides hold one (a CI run on 6.1). So the check counts
-/// the requests that left a TIME_WAIT on either side (starts less than [`TW_SAME_CLOSE_NS`]
-/// apart are one close), and wants every TIME_WAIT of them ended early.
+/// ends early (tw reuse, netns exit), and its client's FIN_WAIT2 timewait (port 8091) one
+/// expiry. Its server closes after the client's FIN, so the client holds each TIME_WAIT; when
+/// the server was httpd, which closes as soon as it has answered, it sometimes closed first
+/// under emulation (x86_64 5.10 once in 4 runs) or both at once (a CI run on 6.1). The check
+/// still counts the requests that left a TIME_WAIT on either side (starts less than
+/// [`TW_SAME_CLOSE_NS`] apart are one close), and wants every TIME_WAIT of them ended early.
 const TW_REQUESTS: usize = 2;
 const TW_EXPIRED: usize = 1;
 pub const TW_CLIENT: &str = "127.0.0.1:40000";
