@@ -17,6 +17,7 @@ pub mod churn;
 pub mod daemon;
 pub mod deploy;
 pub mod filter_traffic;
+pub mod half_open;
 pub mod netns;
 pub mod nginx;
 pub mod paced;
@@ -28,6 +29,8 @@ pub struct Trace {
     probe: Probe,
     model: Model,
     pub steps: Vec<Step>,
+    /// Every event read, in order.
+    pub events: Vec<Event>,
 }
 
 impl Trace {
@@ -45,6 +48,7 @@ impl Trace {
             probe,
             model: Model::new(),
             steps: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Trace {
             for r in raw.drain(..) {
                 let ev = Event::try_from(&r).expect("decodable event");
                 self.steps.extend(self.model.apply(&ev));
+                self.events.push(ev);
             }
             self.steps
                 .extend(self.model.finish(tracer::time::clock::boot_ns()));

@@ -27,6 +27,24 @@ pub mod kind {
     /// before that CLOSE; else (a transition the kernel could not follow) the life so far, and
     /// its next events come one by one.
     pub const LIFE: u8 = 7;
+    /// A request socket (a half-open connection: SYN received, SYN-ACK sent) ended. The
+    /// record's `ts_ns` is the end, [`super::RawEvent::start_ns`] its first SYN-ACK (0 when
+    /// unknown), [`super::RawEvent::retransmits`] its SYN-ACK retransmits and
+    /// [`super::RawEvent::end`] how it ended ([`super::req_end`]). At most one record per
+    /// request socket; under kernel aggregation none for a request a child completes (its
+    /// start goes into the child's life instead).
+    pub const REQ_END: u8 = 8;
+}
+
+/// How a request socket ended ([`RawEvent::end`] of a [`kind::REQ_END`] record).
+pub mod req_end {
+    /// Taken out of the SYN queue before its timer ran out: by the final ACK (a child socket
+    /// takes over: it went `LISTEN -> SYN_RECV` just before), an RST, or a netns exit.
+    pub const UNLINKED: u8 = 1;
+    /// Its timer ran out and was not re-armed: dropped after its SYN-ACK retransmits (or
+    /// earlier, when the SYN queue was more than half full of old requests, or its listener
+    /// closed).
+    pub const EXPIRED: u8 = 2;
 }
 
 /// Linux TCP state numbers (include/net/tcp_states.h).
@@ -75,11 +93,16 @@ pub struct RawEvent {
     pub new_state: u8,
     /// [`life::flags`] of a [`kind::LIFE`] record; 0 otherwise.
     pub life_flags: u8,
-    pub _pad: [u8; 2],
+    /// [`kind::REQ_END`] only: SYN-ACKs retransmitted (`request_sock.num_retrans`); 0 otherwise.
+    pub retransmits: u8,
+    /// [`kind::REQ_END`] only: how the request socket ended ([`req_end`]); 0 otherwise.
+    pub end: u8,
     pub comm: [u8; 16],
     /// The states of a [`kind::LIFE`] record ([`life::path_state`]); 0 otherwise.
     pub path: u64,
-    /// When a [`kind::LIFE`] record's life made its first transition; 0 otherwise.
+    /// When a [`kind::LIFE`] record's life made its first transition; when a
+    /// [`kind::REQ_END`] record's request socket sent its first SYN-ACK (microseconds after
+    /// the SYN came; 0 when unknown); 0 otherwise.
     pub start_ns: u64,
     /// When a [`kind::LIFE`] record's life entered `old_state`; 0 otherwise.
     pub entered_ns: u64,
@@ -121,8 +144,21 @@ pub struct KernelOffsets {
     pub tw_timer: u32,
     /// `timer_list.function`.
     pub timer_function: u32,
+    /// `timer_list.entry.pprev`: NULL unless the timer is pending (`timer_pending()`).
+    pub timer_pprev: u32,
     /// `sock_common.skc_cookie` (an `atomic64_t`, copied into the timewait socket).
     pub skc_cookie: u32,
+    /// `request_sock.rsk_timer` and `num_retrans` (u8).
+    pub rsk_timer: u32,
+    pub num_retrans: u32,
+    /// `sock_common.skc_nulls_node.pprev`: NULL once a socket is out of the established hash
+    /// (a request socket unlinked from its listener's SYN queue).
+    pub skc_nulls_pprev: u32,
+    /// `tcp_request_sock.snt_synack` (u64): when the first SYN-ACK went out, CLOCK_MONOTONIC
+    /// microseconds (`tcp_clock_us`).
+    pub snt_synack: u32,
+    /// `tcp_sock.fastopen_rsk`: set while a Fast Open child (made at the SYN) is in SYN_RECV.
+    pub fastopen_rsk: u32,
 }
 
 /// What the kernel side keeps. Filtering in the kernel keeps excluded traffic off the ring buffer.

@@ -23,6 +23,12 @@ pub mod flags {
     /// On a timewait's timer event: its start has not been sent yet; it comes in the LIFE
     /// record of the life it took over, whose CLOSE another CPU has not reached.
     pub const TIMEWAIT_AHEAD: u8 = 32;
+    /// On a `SYN_RECV -> CLOSE` state change record: a listener's child that never took its
+    /// request socket over. Two CPUs that each take a segment completing the same handshake
+    /// (the final ACK, the first data) each make a child; the one whose child is hashed second
+    /// closes it at once (`inet_ehash_nolisten`), as does a child that fails before it is
+    /// hashed. It was no connection: nothing ended, no SYN_RECV was timed.
+    pub const CHILD_LOST: u8 = 64;
 }
 
 /// States a path holds: 4 bits each in a u64, the first state in the low bits.

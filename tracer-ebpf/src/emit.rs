@@ -32,7 +32,13 @@ pub static OFFSETS: Global<KernelOffsets> = Global::new(KernelOffsets {
     tw_sport: 0,
     tw_timer: 0,
     timer_function: 0,
+    timer_pprev: 0,
     skc_cookie: 0,
+    rsk_timer: 0,
+    num_retrans: 0,
+    skc_nulls_pprev: 0,
+    snt_synack: 0,
+    fastopen_rsk: 0,
 });
 
 /// One member of [`OFFSETS`] with a single load, for paths that must exit early and cheaply
@@ -286,10 +292,9 @@ pub unsafe fn write_tuple(ev: *mut RawEvent, seen: &Seen, t: &SockTuple) {
         (*ev).kind = seen.kind;
         (*ev).old_state = seen.old_state;
         (*ev).new_state = seen.new_state;
-        // Byte stores: an array store of zeros compiles to a memset subprogram call.
-        let pad = (&raw mut (*ev)._pad).cast::<u8>();
-        pad.write_volatile(0);
-        pad.add(1).write_volatile(0);
+        // A request socket's end sets these after (reqsk.rs).
+        (*ev).retransmits = 0;
+        (*ev).end = 0;
     }
 }
 

@@ -10,6 +10,7 @@ mod fentry;
 mod filter;
 mod floor;
 mod log;
+mod reqsk;
 mod resets;
 mod state;
 mod timewait;

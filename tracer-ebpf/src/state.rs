@@ -5,7 +5,7 @@ use tracer_common::kind;
 use aya_log_ebpf::warn;
 
 use crate::{
-    emit::{DirectRead, ProbeRead, Reader, Seen, emit},
+    emit::{DirectRead, ProbeRead, Reader, Seen, emit_flagged},
     log::outcome,
     offset,
 };
@@ -18,7 +18,8 @@ const MAX_STATE: i32 = tracer_common::tcp_state::NEW_SYN_RECV as i32;
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let result = match seen(&ctx) {
-        Ok(Some(seen)) => emit::<DirectRead>(seen),
+        Ok(Some(seen)) => crate::reqsk::child::change_flags(&seen)
+            .and_then(|flags| emit_flagged::<DirectRead>(seen, flags)),
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };

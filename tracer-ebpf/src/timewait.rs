@@ -44,6 +44,9 @@ fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
     let at = crate::offset!(timer_function) as usize;
     let function = unsafe { core::ptr::read_volatile(timer.add(at) as *const u64) };
     if handler == 0 || function != handler {
+        if crate::reqsk::is_reqsk_timer(function) {
+            return crate::reqsk::on_timer(timer, event_kind);
+        }
         return Ok(());
     }
     // The timer is embedded in its inet_timewait_sock at a BTF-known offset.

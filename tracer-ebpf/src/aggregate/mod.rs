@@ -8,6 +8,7 @@
 mod child;
 mod hooks;
 
+pub use child::request_completes;
 pub use hooks::{Timewait, reset, timewait_event};
 
 use aya_ebpf::{
@@ -74,15 +75,19 @@ pub fn enabled() -> bool {
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn aggregate_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let result = match crate::state::seen(&ctx) {
-        Ok(Some(seen)) if (seen.old_state, seen.new_state) == (LISTEN, SYN_RECV) => {
-            sk_number(&ctx).and_then(|n| child::child_made(seen, n))
-        }
-        Ok(Some(seen)) => {
-            // SAFETY: the helper takes the tp_btf socket argument (a trusted BTF pointer);
-            // it allows tracing programs from Linux 5.12, where the loader falls back.
-            let cookie = unsafe { generated::bpf_get_socket_cookie(seen.sk as *mut _) };
-            change(&ctx, seen, cookie)
-        }
+        Ok(Some(seen)) => match crate::reqsk::child::change_flags(&seen) {
+            Ok(_) if (seen.old_state, seen.new_state) == (LISTEN, SYN_RECV) => {
+                sk_number(&ctx).and_then(|n| child::child_made(seen, n))
+            }
+            Ok(flags) => {
+                // SAFETY: the helper takes the tp_btf socket argument (a trusted BTF
+                // pointer); it allows tracing programs from Linux 5.12, where the loader
+                // falls back.
+                let cookie = unsafe { generated::bpf_get_socket_cookie(seen.sk as *mut _) };
+                change(&ctx, seen, cookie, flags)
+            }
+            Err(e) => Err(e),
+        },
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };
@@ -163,14 +168,19 @@ fn take(
     count(FOLLOWED);
 }
 
-/// One state change of a full socket under aggregation.
+/// One state change of a full socket under aggregation, with its `flags` (a child that
+/// never took its request socket over: reqsk/child.rs).
 #[inline(always)]
-fn change(ctx: &BtfTracePointContext, seen: Seen, cookie: u64) -> Result<(), i32> {
+fn change(ctx: &BtfTracePointContext, seen: Seen, cookie: u64, flags: u8) -> Result<(), i32> {
     let (old, new) = (seen.old_state, seen.new_state);
     if old == SYN_RECV
-        && let Some(since) = child::take_child_note(&seen, sk_number(ctx)?)
+        && let Some(note) = child::take_child_note(&seen, sk_number(ctx)?)
+        && child::child_changes(seen, cookie, note)?
     {
-        return child::child_changes(seen, cookie, since);
+        return Ok(());
+    }
+    if flags != 0 {
+        return emit_flagged::<DirectRead>(seen, flags);
     }
     let Some(s) = slot(cookie) else {
         return emit::<DirectRead>(seen);

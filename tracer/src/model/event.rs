@@ -2,7 +2,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
-use tracer_common::{AF_INET, AF_INET6, RawEvent, kind};
+use tracer_common::{AF_INET, AF_INET6, RawEvent, kind, req_end};
 
 use super::state::TcpState;
 
@@ -113,6 +113,9 @@ pub enum EventKind {
     },
     ResetSent,
     ResetReceived,
+    /// `SYN_RECV -> CLOSE` of a listener's child that never took its request socket over
+    /// ([`tracer_common::life::flags::CHILD_LOST`]).
+    ChildLost,
     /// A socket life followed in the kernel ([`tracer_common::life`]), ending with
     /// `old -> new` (CLOSE: the life is over; else its timewait socket took over).
     Life {
@@ -128,6 +131,14 @@ pub enum EventKind {
         /// The timewait socket that took it over: right before `old -> new` if that is the
         /// CLOSE, else (a life handed back early) after it.
         timewait: Option<LifeTimewait>,
+    },
+    /// A request socket (a half-open connection) ended; the event's time is its end.
+    RequestEnd {
+        /// When its first SYN-ACK went out (microseconds after the SYN); `None` when unknown.
+        start_ns: Option<u64>,
+        /// SYN-ACKs retransmitted.
+        retransmits: u8,
+        how: RequestEnd,
     },
 }
 
@@ -164,6 +175,17 @@ impl LifePath {
     }
 }
 
+/// How a request socket ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestEnd {
+    /// Taken out of the SYN queue before its timer ran out: by the final ACK when a child
+    /// socket took over, else by an RST or a netns exit.
+    Unlinked,
+    /// Its timer ran out: dropped unanswered after its SYN-ACK retransmits.
+    Expired,
+}
+
 /// One thing the kernel reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -187,6 +209,7 @@ pub enum DecodeError {
     UnknownKind(u8),
     UnknownState(u8),
     UnknownFamily(u16),
+    UnknownEnd(u8),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -195,6 +218,7 @@ impl std::fmt::Display for DecodeError {
             DecodeError::UnknownKind(k) => write!(f, "unknown event kind {k}"),
             DecodeError::UnknownState(s) => write!(f, "unknown TCP state number {s}"),
             DecodeError::UnknownFamily(a) => write!(f, "unknown address family {a}"),
+            DecodeError::UnknownEnd(e) => write!(f, "unknown request socket end {e}"),
         }
     }
 }
@@ -229,6 +253,9 @@ impl TryFrom<&RawEvent> for Event {
             )
         };
         let kind = match raw.kind {
+            kind::STATE_CHANGE if raw.life_flags & tracer_common::life::flags::CHILD_LOST != 0 => {
+                EventKind::ChildLost
+            }
             kind::STATE_CHANGE
                 if raw.life_flags & tracer_common::life::flags::KERNEL_FOLLOWS != 0 =>
             {
@@ -262,6 +289,15 @@ impl TryFrom<&RawEvent> for Event {
                         _ => TcpState::FinWait2,
                     },
                 }),
+            },
+            kind::REQ_END => EventKind::RequestEnd {
+                start_ns: (raw.start_ns != 0).then_some(raw.start_ns),
+                retransmits: raw.retransmits,
+                how: match raw.end {
+                    req_end::UNLINKED => RequestEnd::Unlinked,
+                    req_end::EXPIRED => RequestEnd::Expired,
+                    other => return Err(DecodeError::UnknownEnd(other)),
+                },
             },
             other => return Err(DecodeError::UnknownKind(other)),
         };
@@ -317,6 +353,19 @@ mod tests {
                 new: TcpState::FinWait1
             }
         );
+    }
+
+    #[test]
+    fn a_child_that_lost_its_request_socket_is_told_apart() {
+        let raw = RawEvent {
+            kind: kind::STATE_CHANGE,
+            old_state: tcp_state::SYN_RECV,
+            new_state: tcp_state::CLOSE,
+            family: AF_INET,
+            life_flags: tracer_common::life::flags::CHILD_LOST,
+            ..Default::default()
+        };
+        assert_eq!(Event::try_from(&raw).unwrap().kind, EventKind::ChildLost);
     }
 
     #[test]

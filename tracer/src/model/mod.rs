@@ -4,6 +4,7 @@ mod bits;
 pub mod cgroup_names;
 pub mod close;
 pub mod event;
+mod half_open;
 mod kernel_life;
 mod life;
 pub mod limits;
@@ -23,12 +24,13 @@ mod tests;
 use serde::Serialize;
 
 pub use close::{CloseKind, End, Role, Service};
-pub use event::{Comm, Event, EventKind, LifePath, TimerPhase, Tuple};
+pub use event::{Comm, Event, EventKind, LifePath, RequestEnd, TimerPhase, Tuple};
 pub use limits::{DEFAULT_MAX_SOCKETS, Evictions, Limits};
 pub use owners::OwnerId;
 pub use seed::Seed;
 pub use state::{OPEN_STATES, TcpState};
 
+use half_open::HalfOpens;
 use owners::Owners;
 use sockets::Sockets;
 use timewait::TimeWaits;
@@ -54,6 +56,15 @@ pub enum Note {
     EndedEarly,
     /// The state's start was not seen (the socket predates the tracer or an event was lost).
     StartNotSeen,
+    /// A half-open connection dropped by its timer: the client never answered the SYN-ACKs.
+    SynAckUnanswered,
+    /// A half-open connection taken out of the SYN queue without completing (an RST, a netns
+    /// exit).
+    RequestRemoved,
+    /// A listener's child that never took its request socket over, closed at once: another
+    /// CPU's child for the same handshake did ([`tracer_common::life::flags::CHILD_LOST`]).
+    /// No connection ended; its SYN_RECV is no half-open time.
+    ChildLost,
 }
 
 /// One state change as the model understands it, with the time spent in the state it left.
@@ -153,6 +164,8 @@ impl Anomalies {
 pub struct Model {
     sockets: Sockets,
     timewaits: TimeWaits,
+    /// Request sockets unlinked, waiting for the child that completes them (half-open times).
+    half_opens: HalfOpens,
     /// Owners interned for both: sockets keep a 4-byte id.
     owners: Owners,
     anomalies: Anomalies,
@@ -184,6 +197,7 @@ impl Model {
         Model {
             sockets: Sockets::new(&limits),
             timewaits: TimeWaits::new(&limits),
+            half_opens: HalfOpens::new(limits.listeners),
             owners: Owners::default(),
             anomalies: Anomalies::default(),
             limits,
@@ -259,8 +273,10 @@ impl Model {
                     sockets::Handover::None
                 };
                 let (anomalies, owners) = (&mut self.anomalies, &mut self.owners);
+                let first = steps.len();
                 self.sockets
                     .change(ev, (old, new), handed, (anomalies, owners), steps);
+                self.half_opens.on_change(ev, &mut steps[first..]);
                 if (old, new) == (TcpState::CloseWait, TcpState::LastAck) {
                     steps.extend(self.timewaits.peer_sent_fin(&ev.tuple, ev, &self.owners));
                 }
@@ -285,6 +301,17 @@ impl Model {
             }
             // Taken apart by apply_life into the events above.
             EventKind::Life { .. } => {}
+            // Neither an end nor a SYN_RECV time, nor the child its request socket's end waits
+            // for.
+            EventKind::ChildLost => {
+                let owner = self.sockets.forget(ev.sk).map(|id| self.owners.owner(id));
+                steps.push(half_open::child_lost(ev, owner.unwrap_or_default()));
+            }
+            EventKind::RequestEnd { .. } => {
+                let (owner, listens) = self.sockets.listener(ev.netns, ev.tuple.local_port);
+                let owner = owner.map(|k| k.owner()).unwrap_or_default();
+                self.half_opens.request_end(ev, (owner, listens), steps);
+            }
         }
     }
 }
@@ -303,8 +330,8 @@ impl Model {
     }
 
     /// Releases what became certain by `now_ns`: timewaits whose cancel was not followed by an
-    /// expiry or re-arm (early ends), and aborts whose RST did not come. Call it on a timer and
-    /// before a final summary.
+    /// expiry or re-arm (early ends), aborts whose RST did not come, and half-opens removed
+    /// without a child. Call it on a timer and before a final summary.
     pub fn finish(&mut self, now_ns: u64) -> Vec<Step> {
         let mut steps = Vec::new();
         self.finish_into(now_ns, &mut steps);
@@ -316,6 +343,7 @@ impl Model {
         self.release_ahead(now_ns, steps);
         self.timewaits.settle(now_ns, &self.owners, steps);
         self.sockets.settle(now_ns, steps);
+        self.half_opens.release(now_ns, steps);
     }
 
     /// Sockets still in a state at `now_ns`, with their age in it.

@@ -242,6 +242,12 @@ impl Sockets {
         life
     }
 
+    /// The owner of the listener on this port (if known) and whether one is known.
+    pub fn listener(&mut self, netns: u32, port: u16) -> (Option<OwnerKey>, bool) {
+        let owner = self.listeners.owner((netns, port));
+        (owner, self.listeners.contains((netns, port)))
+    }
+
     fn service(&self, life: &Life, ev: &Event) -> Service {
         let listens = self.listeners.contains((ev.netns, ev.tuple.local_port));
         Service::of(life.role, &ev.tuple, listens)
@@ -264,6 +270,14 @@ impl Sockets {
             life.in_kernel = true;
             self.lives.put(life.row());
         }
+    }
+
+    /// Forgets `sk`'s life, which was none (a child that never took its request socket over);
+    /// its owner, if it was followed.
+    pub fn forget(&mut self, sk: u64) -> Option<OwnerId> {
+        let owner = Life::from_row(self.lives.get(sk)?).owner;
+        self.lives.remove(sk);
+        Some(owner)
     }
 
     /// The end of `sk`'s previous life held for its RST, released now: a new life began there.

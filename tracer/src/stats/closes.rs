@@ -8,7 +8,9 @@ use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CloseKind, Comm, End, Owner, Role, Service, Step, cgroup_names::CgroupNames};
+use crate::model::{
+    CloseKind, Comm, End, Note, Owner, Role, Service, Step, cgroup_names::CgroupNames,
+};
 
 /// What a row groups by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -155,6 +157,10 @@ pub struct CloseRow {
     pub rst_received: u64,
     pub connect_failed: u64,
     pub handshake_incomplete: u64,
+    /// Of `handshake_incomplete`: half-open connections dropped after their SYN-ACK
+    /// retransmits went unanswered.
+    #[serde(default)]
+    pub syn_ack_unanswered: u64,
     pub aborted: u64,
     /// TIME_WAIT (or FIN_WAIT2 timewait) sockets this host took on for these connections.
     pub timewait: u64,
@@ -184,12 +190,14 @@ impl CloseRow {
         self.rst_received += other.rst_received;
         self.connect_failed += other.connect_failed;
         self.handshake_incomplete += other.handshake_incomplete;
+        self.syn_ack_unanswered += other.syn_ack_unanswered;
         self.aborted += other.aborted;
         self.timewait += other.timewait;
     }
 
-    fn add(&mut self, end: &End) {
+    fn add(&mut self, end: &End, note: Option<Note>) {
         self.ended += 1;
+        self.syn_ack_unanswered += u64::from(note == Some(Note::SynAckUnanswered));
         self.timewait += u64::from(end.timewait);
         *match end.kind {
             CloseKind::LocalFirst => &mut self.local_first,
@@ -293,7 +301,7 @@ impl CloseStats {
         let limited = self.limit.is_some();
         for key in keys {
             let group = self.group(key);
-            group.row.add(&end);
+            group.row.add(&end, step.note);
             CloseStats::own(group, &step.owner, 1, limited);
         }
     }

@@ -54,6 +54,12 @@ pub fn explain(row: &CloseRow) -> String {
             "{p} % of connects to {svc} failed (refused or timed out): is it running and \
              reachable?"
         ),
+        CloseKind::HandshakeIncomplete if row.syn_ack_unanswered > 0 => format!(
+            "{p} % of handshakes never completed (SYN_RECV ended), {} of them dropped with \
+             their SYN-ACKs unanswered: clients that do not answer (a SYN flood, lost ACKs); \
+             `tracer doctor` tells a full SYN or accept queue apart",
+            row.syn_ack_unanswered
+        ),
         CloseKind::HandshakeIncomplete => format!(
             "{p} % of handshakes never completed (SYN_RECV ended): look at the accept backlog, \
              SYN floods or clients giving up"
@@ -144,6 +150,20 @@ mod tests {
     fn a_client_whose_server_closes_first_is_told_where_time_wait_is() {
         let s = explain(&row("client", 0, 30));
         assert!(s.starts_with("127.0.0.1:8080 closes 100 %"), "{s}");
+    }
+
+    #[test]
+    fn unanswered_half_opens_are_named_in_the_sentence() {
+        let mut r = row("server", 0, 0);
+        (r.ended, r.handshake_incomplete, r.syn_ack_unanswered) = (10, 10, 7);
+        let s = explain(&r);
+        assert!(s.starts_with("100 % of handshakes never completed"), "{s}");
+        assert!(
+            s.contains("7 of them dropped with their SYN-ACKs unanswered"),
+            "{s}"
+        );
+        r.syn_ack_unanswered = 0;
+        assert!(explain(&r).contains("look at the accept backlog"));
     }
 
     #[test]

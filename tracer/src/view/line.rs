@@ -26,6 +26,9 @@ fn note_text(note: Note) -> &'static str {
         Note::Expired => "timer expired",
         Note::EndedEarly => "ended early",
         Note::StartNotSeen => "start not seen",
+        Note::SynAckUnanswered => "SYN-ACK unanswered: dropped",
+        Note::RequestRemoved => "removed before the final ACK",
+        Note::ChildLost => "a second child of a completed handshake: no connection",
     }
 }
 

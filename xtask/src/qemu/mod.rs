@@ -16,9 +16,11 @@
 //! busybox, on qemu-system-aarch64's `virt` machine, also under TCG. On arm64's 6.1, fentry
 //! cannot attach (arch.rs): there tracer must choose the timer path itself.
 mod arch;
+mod half_open;
 mod kernels;
 mod modules;
 mod scenario;
+mod timewaits;
 
 use std::{
     path::{Path, PathBuf},
@@ -29,7 +31,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 pub use arch::Arch;
 pub use kernels::Series;
-use scenario::{Connections, Snapshot, TimeWaits, between};
+use scenario::{Connections, Snapshot, between};
+use timewaits::TimeWaits;
 
 fn sh(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -94,6 +97,9 @@ pub fn run(
         };
         let target = arch.rust_target();
         cargo(&["build", "--release", "-p", "tracer", "--target", target])?;
+        // The raw SYN sender of the half-open check.
+        let syns = ["-p", "tracer-tests", "--bin", "trc-syns"];
+        cargo(&[&["build", "--release", "--target", target][..], &syns[..]].concat())?;
         let tracer = PathBuf::from(format!("{target_dir}/{target}/release/tracer"));
         runs.extend(series.into_iter().map(|s| (arch, s, tracer.clone())));
     }
@@ -277,6 +283,37 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         verdict(ok)
     );
     o.checks.push(("TIME_WAIT timer", ok));
+
+    let auto = half_open::HalfOpens::parse(&out, "auto")?;
+    let timer = half_open::HalfOpens::parse(&out, "timer")?;
+    for (what, h) in [("chosen path", &auto), ("timer path forced", &timer)] {
+        println!(
+            "{tag} half-opens, {what}: {} -> {}",
+            h.describe(),
+            verdict(h.ok())
+        );
+        o.checks.push(("half-opens", h.ok()));
+    }
+    // Where fentry follows TIME_WAIT, the handler's own hooks follow request sockets (no
+    // request-socket programs on every timer).
+    if fentry {
+        let ok = auto.path.contains(half_open::HANDLER_PATH);
+        println!(
+            "{tag} half-opens, chosen path hooks {:?}: {} -> {}",
+            half_open::HANDLER_PATH,
+            auto.path,
+            verdict(ok)
+        );
+        o.checks.push(("half-open hooks", ok));
+    }
+    let same = auto.counts() == timer.counts();
+    println!(
+        "{tag} half-opens, chosen and timer path agree: {:?} and {:?} -> {}",
+        auto.counts(),
+        timer.counts(),
+        verdict(same)
+    );
+    o.checks.push(("half-opens same", same));
     Ok(())
 }
 

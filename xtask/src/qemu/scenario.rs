@@ -10,14 +10,9 @@ use super::{arch::Arch, kernels, modules, sh};
 
 pub const REQUESTS: u64 = 20;
 
-/// What qemu-timewait.sh makes on its client's side (local port [`TW_CLIENT`]): TIME_WAIT
-/// starts, early ends, expiries. When nc's shutdown and httpd's close cross, both ends close at
-/// once and the server holds a TIME_WAIT too (a CI run on 6.1 saw it): not counted.
-pub const TW_EXPECTED: (usize, usize, usize) = (2, 2, 1);
-pub const TW_CLIENT: &str = "127.0.0.1:40000";
-
-/// The modules tracer's snapshot needs (sock_diag for TCP); their dependencies come along.
-const MODULES: &[&str] = &["inet_diag", "tcp_diag"];
+/// The modules tracer's snapshot needs (sock_diag for TCP), and the dummy interface the
+/// half-open check sends its SYN-ACKs into; their dependencies come along.
+const MODULES: &[&str] = &["inet_diag", "tcp_diag", "dummy"];
 
 /// A gzip'd cpio initramfs: busybox, the static tracer, the kernel's own diag modules, the
 /// init script, all of the VM's architecture. Returns the image and the modules it loads, in
@@ -37,6 +32,8 @@ pub fn initramfs(
     std::fs::copy(&busybox, dir.join("bin/busybox"))
         .with_context(|| format!("busybox-static: {}", busybox.display()))?;
     std::fs::copy(tracer, dir.join("bin/tracer"))?;
+    // Built beside it (mod.rs): the half-open check's SYN sender.
+    std::fs::copy(tracer.with_file_name("trc-syns"), dir.join("bin/trc-syns"))?;
     std::fs::write(dir.join("www/index.html"), "hello\n")?;
     let modules = modules::copy(kernel, MODULES, &dir.join("lib/modules"))?;
     std::fs::write(dir.join("modules.load"), modules.join("\n") + "\n")?;
@@ -224,58 +221,6 @@ impl Snapshot {
     }
 }
 
-/// What one `tracer run` reported over qemu-timewait.sh.
-#[derive(Debug, Default)]
-pub struct TimeWaits {
-    /// Its stderr line naming the TIME_WAIT path.
-    pub path: String,
-    starts: usize,
-    ended_early: usize,
-    expired: usize,
-    lost: Option<u64>,
-}
-
-impl TimeWaits {
-    /// The lines between BEGIN-TW-{name} and END-TW-{name}: the path, then the JSON lines
-    /// of TIME_WAIT starts and ends and the final summary.
-    pub fn parse(out: &str, name: &str) -> Result<TimeWaits> {
-        let section = between(out, &format!("BEGIN-TW-{name}"), &format!("END-TW-{name}"))?;
-        let mut tw = TimeWaits::default();
-        for line in section.lines().map(str::trim) {
-            if let Some(path) = line.strip_prefix("PATH: ") {
-                tw.path = path.to_string();
-                continue;
-            }
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if v["type"] == "summary" {
-                tw.lost = v["lost"].as_u64();
-            } else if v["local"] != TW_CLIENT {
-                continue;
-            } else if v["to"] == "TIME_WAIT" {
-                tw.starts += 1;
-            } else if v["note"] == "ended_early" {
-                tw.ended_early += 1;
-            } else if v["note"] == "expired" {
-                tw.expired += 1;
-            }
-        }
-        Ok(tw)
-    }
-
-    pub fn counts_ok(&self) -> bool {
-        (self.starts, self.ended_early, self.expired) == TW_EXPECTED && self.lost == Some(0)
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "\"{}\"; starts {}, ended early {}, expired {}, lost {:?} (expected {:?}, 0)",
-            self.path, self.starts, self.ended_early, self.expired, self.lost, TW_EXPECTED
-        )
-    }
-}
-
 /// Which data path each of `closes`, `histogram` and the timer-path `closes` said it used.
 pub struct Aggregation {
     /// (run, its stderr line about kernel aggregation).
@@ -352,37 +297,4 @@ pub fn close_rows(out: &str, closes: &str) -> Result<Vec<String>> {
         .collect();
     rows.sort();
     Ok(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A simultaneous close on the first request (seen on 6.1): the server's TIME_WAIT is
-    /// traced too, and not counted.
-    #[test]
-    fn timewaits_count_the_clients_side_only() {
-        let line = |local: &str, from: &str, to: &str, note: &str| {
-            format!(
-                r#"{{"type":"transition","local":"{local}","from":"{from}","to":"{to}","note":{note}}}"#
-            )
-        };
-        let (c, s) = (TW_CLIENT, "127.0.0.1:8090");
-        let out = [
-            "BEGIN-TW-auto".to_string(),
-            "PATH: TIME_WAIT followed with fentry".to_string(),
-            line(s, "CLOSING", "TIME_WAIT", "null"),
-            line(c, "CLOSING", "TIME_WAIT", "null"),
-            line(c, "TIME_WAIT", "CLOSE", r#""ended_early""#),
-            line(s, "TIME_WAIT", "CLOSE", r#""ended_early""#),
-            line(c, "FIN_WAIT2", "TIME_WAIT", "null"),
-            line("127.0.0.1:40000", "FIN_WAIT2", "CLOSE", r#""expired""#),
-            line(c, "TIME_WAIT", "CLOSE", r#""ended_early""#),
-            r#"{"type":"summary","final":true,"lost":0}"#.to_string(),
-            "END-TW-auto".to_string(),
-        ]
-        .join("\n");
-        let tw = TimeWaits::parse(&out, "auto").unwrap();
-        assert!(tw.counts_ok(), "{}", tw.describe());
-    }
 }

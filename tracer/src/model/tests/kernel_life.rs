@@ -104,10 +104,17 @@ fn a_life_handed_to_its_timewait_goes_on_one_by_one() {
     assert_eq!(step.owner.pid, 5);
 }
 
-/// A listener's child whose handshake went one event at a time, then taken over by the
-/// kernel at `SYN_RECV -> ESTABLISHED` (2 ms); the steps of that change.
+/// A listener's child whose handshake went one event at a time (its request socket's first
+/// SYN-ACK at 0.5 ms, its end record at 1 ms), then taken over by the kernel at
+/// `SYN_RECV -> ESTABLISHED` (2 ms); the steps of that change.
 fn child_followed(model: &mut Model, t: Tuple) -> Vec<Step> {
     model.apply(&change(MS, 1, t, Listen, SynRecv));
+    let request = EventKind::RequestEnd {
+        start_ns: Some(MS / 2),
+        retransmits: 0,
+        how: crate::model::RequestEnd::Unlinked,
+    };
+    model.apply(&event(MS + 1, 99, t, 0, request));
     let followed = EventKind::Followed {
         old: SynRecv,
         new: Established,
@@ -121,7 +128,11 @@ fn a_child_followed_in_the_kernel_is_counted_there_until_its_life_record() {
     let mut model = Model::new();
     let steps = child_followed(&mut model, t);
     assert_eq!(steps.len(), 1);
-    assert_eq!(steps[0].dwell_ns, Some(MS), "its handshake is timed here");
+    let half_open = Some(3 * MS / 2);
+    assert_eq!(
+        steps[0].dwell_ns, half_open,
+        "timed here, from its request's SYN-ACK"
+    );
     assert_eq!(model.open_by_state(3 * MS)[Established.index()].count, 0);
     // The life so far, handed back mid-way (a transition the kernel could not follow).
     let states = [Established, CloseWait, LastAck];

@@ -127,6 +127,7 @@ fn after_handover(substate: TcpState, events: &[Event]) -> (Model, Vec<Step>) {
     (model, more)
 }
 
+mod half_open;
 mod kernel_life;
 mod limits;
 mod random;

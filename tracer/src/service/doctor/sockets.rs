@@ -210,6 +210,12 @@ fn listen_queue(i: &Inputs) -> Option<Finding> {
         .iter()
         .filter(|s| s.state == TcpState::SynRecv && s.at_least_ns > 0)
         .count() as u64;
+    // Half-opens past their first SYN-ACK timeout (the snapshot dates a request socket from
+    // its retransmits): their clients do not answer the SYN-ACK.
+    let unanswered = socks
+        .iter()
+        .filter(|s| s.state == TcpState::SynRecv && s.age.ns() >= 1_000_000_000)
+        .count() as u64;
     let pile = syn_recv >= SYN_RECV_MANY;
     let past = overflows > 0 || drops > 0;
     let now = d_overflows.unwrap_or(0) > 0 || d_drops.unwrap_or(0) > 0;
@@ -228,6 +234,7 @@ fn listen_queue(i: &Inputs) -> Option<Finding> {
         .with("busiest_port", json!(top.map(|t| t.0)))
         .with("busiest_port_syn_recv", json!(top.map(|t| t.1)))
         .with("half_open_in_both_snapshots", half_open_old)
+        .with("half_open_unanswered", unanswered)
         .with("ListenOverflows", overflows)
         .with("ListenDrops", drops);
     if i.window.is_some() {
@@ -260,6 +267,26 @@ fn listen_queue(i: &Inputs) -> Option<Finding> {
         (false, false) => format!("{half_open_old} half-open connections lasted the whole run"),
     };
     let mut advice = Vec::new();
+    let grew = |name| d(name).unwrap_or_else(|| c(name));
+    let syn_queue_full = grew("TCPReqQFullDrop") + grew("TCPReqQFullDoCookies") > 0;
+    let accept_queue_full = d_overflows.unwrap_or(overflows) > 0;
+    let happening: Vec<String> = [
+        syn_queue_full
+            .then(|| "the SYN queue is full (TCPReqQFullDrop, TCPReqQFullDoCookies)".into()),
+        accept_queue_full.then(|| "the accept queue is full (ListenOverflows)".into()),
+        (unanswered > 0).then(|| {
+            format!(
+                "clients do not answer the SYN-ACK ({unanswered} half-open connections past \
+                 their first SYN-ACK retransmit)"
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !happening.is_empty() {
+        advice.push(format!("What is happening: {}.", happening.join("; ")));
+    }
     if past {
         advice.push(format!(
             "ListenOverflows counts connections dropped because a listener's accept queue was \

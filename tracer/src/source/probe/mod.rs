@@ -5,6 +5,7 @@ mod floor;
 mod lost;
 mod offsets;
 mod privilege;
+mod requests;
 mod rings;
 pub mod timewait;
 
@@ -36,7 +37,7 @@ pub enum Detail {
     Lives,
 }
 
-/// Default ring buffer size, all rings together: 16 MiB holds ~150k events, several seconds
+/// Default ring buffer size, all rings together: 16 MiB holds ~120k events, several seconds
 /// of a very busy host.
 pub const DEFAULT_RING_BYTES: u32 = 16 * 1024 * 1024;
 
@@ -55,14 +56,14 @@ pub struct Probe {
     pub lives: Option<aggregate::Lives>,
 }
 
-/// Address of `tw_timer_handler` from /proc/kallsyms, if visible.
-fn tw_timer_handler() -> Option<u64> {
+/// Address of kernel function `name` from /proc/kallsyms, if visible.
+fn kallsyms(name: &str) -> Option<u64> {
     let symbols = std::fs::read_to_string("/proc/kallsyms").ok()?;
     symbols.lines().find_map(|line| {
         let mut parts = line.split_whitespace();
         let addr = parts.next()?;
         let _kind = parts.next()?;
-        (parts.next()? == "tw_timer_handler")
+        (parts.next()? == name)
             .then(|| u64::from_str_radix(addr, 16).ok())
             .flatten()
             .filter(|&a| a != 0)
@@ -146,7 +147,8 @@ impl Host {
             offsets,
             kernel: timewait::Kernel {
                 hashdance: offsets::has_function(&btf_rs, "inet_twsk_hashdance_schedule"),
-                tw_timer_handler: tw_timer_handler(),
+                tw_timer_handler: kallsyms("tw_timer_handler"),
+                reqsk_timer_handler: kallsyms("reqsk_timer_handler"),
             },
             btf: aya::Btf::from_sys_fs().context("parsing kernel BTF")?,
             layout: rings::Layout::for_host(ring_bytes)?,
@@ -200,6 +202,7 @@ impl Probe {
             Some(_) => aggregate::slots(crate::model::limits::configured_max_sockets()),
             None => 1,
         };
+        let reqsk_value = kernel.reqsk_timer_handler.unwrap_or(0);
         let handler_value = kernel.tw_timer_handler.unwrap_or(0);
         // The per-socket maps of owner filters take memory only when one is set.
         let owner_filter = filter.owner_match != 0;
@@ -228,6 +231,7 @@ impl Probe {
             .override_global("OFFSETS", offsets, true)
             .override_global("FILTER", filter, true)
             .override_global("TW_TIMER_HANDLER", &handler_value, true)
+            .override_global("REQSK_TIMER_HANDLER", &reqsk_value, true)
             .override_global("TW_START_IN_HASHDANCE", &hashdance, true)
             .override_global("RING_MASK", &ring_mask, true)
             .override_global("AGGREGATE", &aggregating, true)
@@ -260,6 +264,7 @@ impl Probe {
                 timewait::Path::None(_) => log::warn!("{path}"),
                 _ => log::info!("{path}"),
             }
+            requests::attach(&mut ebpf, btf, kernel.reqsk_timer_handler, &path);
             path
         };
         let rings = rings::Rings::take(&mut ebpf, layout)?;

@@ -89,7 +89,13 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         tw_sport: at("inet_timewait_sock", "tw_sport")?,
         tw_timer: at("inet_timewait_sock", "tw_timer")?,
         timer_function: at("timer_list", "function")?,
+        timer_pprev: at("timer_list", "entry")? + at("hlist_node", "pprev")?,
         skc_cookie: at("sock_common", "skc_cookie")?,
+        rsk_timer: at("request_sock", "rsk_timer")?,
+        num_retrans: at("request_sock", "num_retrans")?,
+        skc_nulls_pprev: at("sock_common", "skc_nulls_node")? + at("hlist_nulls_node", "pprev")?,
+        snt_synack: at("tcp_request_sock", "snt_synack")?,
+        fastopen_rsk: at("tcp_sock", "fastopen_rsk")?,
     })
 }
 

@@ -23,8 +23,14 @@ const FENTRY_HASHDANCE: (&str, &str) = ("fentry_tw_hashdance", "inet_twsk_hashda
 const FENTRY_EXPIRE: (&str, &str) = ("fentry_tw_expire", "tw_timer_handler");
 const FENTRY_KILL: (&str, &str) = ("fentry_tw_kill", "inet_twsk_kill");
 
-/// The timer path's programs, each named after its tracepoint.
-const TIMER_TRACEPOINTS: [&str; 3] = ["timer_start", "timer_expire_entry", "timer_cancel"];
+/// The timer path's programs, each named after its tracepoint. `timer_expire_exit` only tells
+/// when a request socket's handler dropped it (half-open connections, reqsk.rs).
+const TIMER_TRACEPOINTS: [&str; 4] = [
+    "timer_start",
+    "timer_expire_entry",
+    "timer_cancel",
+    "timer_expire_exit",
+];
 
 /// Which path the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +120,8 @@ pub struct Kernel {
     pub hashdance: bool,
     /// Address of `tw_timer_handler` (/proc/kallsyms), needed by the timer path.
     pub tw_timer_handler: Option<u64>,
+    /// Address of `reqsk_timer_handler`: the timer path then also follows request sockets.
+    pub reqsk_timer_handler: Option<u64>,
 }
 
 /// Attaches one path per `choice`. A path that fails part-way is unloaded entirely before the

@@ -26,6 +26,9 @@ pub const TAG_EVENT: u8 = 1;
 pub const TAG_TICK: u8 = 2;
 pub const TAG_END: u8 = 3;
 pub const FIRST_OPTIONAL_TAG: u8 = 0x80;
+/// Optional: the request-socket fields (`start_ns`, `retransmits`, `end`) of the EVENT record
+/// that follows it (a request socket's end); a reader that skips it sees that event without them.
+pub const TAG_REQUEST: u8 = 0x80;
 
 /// Frame around every record: tag (1), payload length (2), payload, CRC-32 (4).
 pub const FRAME_HEAD: usize = 3;
@@ -33,6 +36,7 @@ pub const FRAME_CRC: usize = 4;
 pub const EVENT_LEN: usize = 93;
 pub const TICK_LEN: usize = 16;
 pub const END_LEN: usize = 24;
+pub const REQUEST_LEN: usize = 10;
 
 /// Payload length of a known tag; `None` for an unknown one.
 pub fn payload_len(tag: u8) -> Option<usize> {
@@ -40,6 +44,7 @@ pub fn payload_len(tag: u8) -> Option<usize> {
         TAG_EVENT => Some(EVENT_LEN),
         TAG_TICK => Some(TICK_LEN),
         TAG_END => Some(END_LEN),
+        TAG_REQUEST => Some(REQUEST_LEN),
         _ => None,
     }
 }
@@ -69,6 +74,26 @@ pub enum Record {
     Tick { now_ns: u64, lost: u64 },
     /// The last record: when recording stopped, the final lost counter, the events written.
     End { end_ns: u64, lost: u64, events: u64 },
+}
+
+/// Appends the framed [`TAG_REQUEST`] record of `raw`.
+pub fn encode_request(raw: &RawEvent, buf: &mut Vec<u8>) {
+    let start = buf.len();
+    Enc(buf)
+        .u8(TAG_REQUEST)
+        .u16(REQUEST_LEN as u16)
+        .u64(raw.start_ns)
+        .u8(raw.retransmits)
+        .u8(raw.end);
+    let crc = crc32(&buf[start..]);
+    buf.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// The payload of a [`TAG_REQUEST`] record: `(start_ns, retransmits, end)`.
+pub fn decode_request(payload: &[u8]) -> Option<(u64, u8, u8)> {
+    let mut d = Dec::new(payload);
+    let fields = (d.u64()?, d.u8()?, d.u8()?);
+    (d.pos == payload.len()).then_some(fields)
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib and PNG compute it): every record carries one, and
@@ -280,7 +305,8 @@ impl Record {
                 old_state: d.u8()?,
                 new_state: d.u8()?,
                 life_flags: 0,
-                _pad: [0; 2],
+                retransmits: 0,
+                end: 0,
                 path: 0,
                 start_ns: 0,
                 entered_ns: 0,

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 
 use super::format::{
     FIRST_OPTIONAL_TAG, FORMAT_VERSION, FRAME_CRC, FRAME_HEAD, HEADER_LEN, Header, MAGIC, Record,
-    TAG_END, crc32, payload_len,
+    TAG_END, TAG_REQUEST, crc32, decode_request, payload_len,
 };
 
 /// What is wrong, and where.
@@ -126,6 +126,8 @@ pub struct Reader<R> {
     /// Set after the end record or an error: the reader is fused.
     done: bool,
     buf: Vec<u8>,
+    /// The request-socket fields read for the next event ([`TAG_REQUEST`]).
+    request: Option<(u64, u8, u8)>,
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.
@@ -183,6 +185,7 @@ impl<R: Read> Reader<R> {
             events: 0,
             done: false,
             buf: Vec::with_capacity(128),
+            request: None,
         })
     }
 
@@ -255,12 +258,24 @@ impl<R: Read> Reader<R> {
             if payload_len(tag).is_none() {
                 continue; // an optional record this version does not know
             }
-            let Some(record) = Record::decode(tag, &framed[FRAME_HEAD..]) else {
+            if tag == TAG_REQUEST {
+                let Some(fields) = decode_request(&framed[FRAME_HEAD..]) else {
+                    return fail(at, Problem::BadRecord(tag));
+                };
+                self.request = Some(fields);
+                continue;
+            }
+            let Some(mut record) = Record::decode(tag, &framed[FRAME_HEAD..]) else {
                 return fail(at, Problem::BadRecord(tag));
             };
-            match record {
-                Record::Event(_) => self.events += 1,
-                Record::End { events, .. } if events != self.events => {
+            match &mut record {
+                Record::Event(raw) => {
+                    self.events += 1;
+                    if let Some((start_ns, retransmits, end)) = self.request.take() {
+                        (raw.start_ns, raw.retransmits, raw.end) = (start_ns, retransmits, end);
+                    }
+                }
+                &mut Record::End { events, .. } if events != self.events => {
                     let read = self.events;
                     return fail(
                         at,

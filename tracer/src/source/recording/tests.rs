@@ -188,6 +188,27 @@ fn a_missing_end_and_trailing_bytes_are_errors_after_the_records() {
 }
 
 #[test]
+fn a_request_sockets_end_keeps_its_start_and_retransmits() {
+    let mut req = event(3);
+    (req.kind, req.start_ns, req.retransmits, req.end) = (kind::REQ_END, 77, 2, 1);
+    let mut writer = Writer::new(Vec::new(), &header()).unwrap();
+    writer.event(&event(1)).unwrap();
+    writer.event(&req).unwrap();
+    writer.event(&event(2)).unwrap();
+    let bytes = writer.finish(9_000_000_000, 0).unwrap();
+    let (read, error) = read_all(&bytes);
+    assert!(error.is_none(), "{error:?}");
+    let events: Vec<RawEvent> = read
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Event(raw) => Some(raw),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, [event(1), req, event(2)]);
+}
+
+#[test]
 fn optional_records_of_a_later_revision_are_skipped() {
     let records = sample(2);
     let (mut bytes, ends) = encode(&records);
@@ -253,7 +274,8 @@ fn arb_raw() -> impl Strategy<Value = RawEvent> {
                 old_state: k[1],
                 new_state: k[2],
                 life_flags: 0,
-                _pad: [0; 2],
+                retransmits: 0,
+                end: 0,
                 path: 0,
                 start_ns: 0,
                 entered_ns: 0,

@@ -10,7 +10,7 @@ use std::{
 
 use tracer_common::RawEvent;
 
-use super::format::{Header, Record};
+use super::format::{Header, Record, encode_request};
 
 pub struct Writer<W: Write> {
     out: W,
@@ -36,6 +36,11 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn event(&mut self, raw: &RawEvent) -> io::Result<()> {
+        if raw.kind == tracer_common::kind::REQ_END {
+            self.buf.clear();
+            encode_request(raw, &mut self.buf);
+            self.out.write_all(&self.buf)?;
+        }
         self.put(Record::Event(*raw))?;
         self.events += 1;
         Ok(())

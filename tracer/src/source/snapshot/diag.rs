@@ -53,6 +53,8 @@ pub struct Entry {
     pub timer: u8,
     /// Milliseconds until that timer fires (`idiag_expires`).
     pub expires_ms: u32,
+    /// Retransmits (`idiag_retrans`): a request socket's SYN-ACK retransmits.
+    pub retrans: u8,
 }
 
 /// Every TCP socket of both families in this thread's network namespace.
@@ -152,6 +154,7 @@ fn entry(response: &InetResponse, raw_payload: &[u8]) -> Option<Entry> {
     // The crate maps a timewait timer to `Timer::TimeWait` and drops its expiry, the one number
     // that dates a TIME_WAIT: read `idiag_timer` and `idiag_expires` from the fixed header.
     let timer = raw_payload.get(2).copied().unwrap_or(0);
+    let retrans = raw_payload.get(3).copied().unwrap_or(0);
     let expires_ms = raw_payload
         .get(EXPIRES_OFFSET..EXPIRES_OFFSET + 4)
         .and_then(|b| b.try_into().ok())
@@ -184,5 +187,6 @@ fn entry(response: &InetResponse, raw_payload: &[u8]) -> Option<Entry> {
         cgroup_id,
         timer,
         expires_ms,
+        retrans,
     })
 }

@@ -73,6 +73,25 @@ pub fn age_of(state: TcpState, timer: u8, expires_ms: u32) -> Age {
     }
 }
 
+/// `idiag_timer` of a socket whose retransmit timer runs; a request socket's SYN-ACK timer
+/// reports as one.
+const TIMER_RETRANSMIT: u8 = 1;
+
+/// The age of a request socket (a half-open connection: SYN_RECV, no file) from its SYN-ACK
+/// retransmits. Every retransmit, by its timer or for a retransmitted SYN, comes at least
+/// 1 s, 3 s, 7 s ... after the SYN (both sides' timers start at 1 s and double up to
+/// `TCP_RTO_MAX`, 120 s), at most two at each: n retransmits mean at least the first
+/// ceil(n/2) of those waits. Before the first, its timer still runs its first second
+/// (`TCP_TIMEOUT_INIT`, unless a BPF program changed it).
+pub fn request_age(retransmits: u8, expires_ms: u32) -> Age {
+    const S: u64 = 1_000_000_000;
+    if retransmits == 0 {
+        return Age::AtLeast(1_000u64.saturating_sub(u64::from(expires_ms)) * 1_000_000);
+    }
+    let waits = (0..u32::from(retransmits).div_ceil(2)).map(|j| (1u64 << j.min(7)).min(120));
+    Age::AtLeast(waits.sum::<u64>() * S)
+}
+
 /// One socket at snapshot time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SnapSocket {
@@ -128,7 +147,14 @@ impl Snapshot {
                     inode: e.inode,
                     uid: e.uid,
                     owner,
-                    age: age_of(e.state, e.timer, e.expires_ms),
+                    age: if e.state == TcpState::SynRecv
+                        && e.inode == 0
+                        && e.timer == TIMER_RETRANSMIT
+                    {
+                        request_age(e.retrans, e.expires_ms)
+                    } else {
+                        age_of(e.state, e.timer, e.expires_ms)
+                    },
                 }
             })
             .collect();

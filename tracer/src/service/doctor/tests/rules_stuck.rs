@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::*;
 use crate::service::doctor::findings::Severity;
+use crate::source::snapshot::Age;
 
 #[test]
 fn close_wait_from_one_snapshot_names_the_process() {
@@ -134,4 +135,39 @@ fn listen_queue_overflows_and_syn_recv_pile_up() {
     assert_eq!(f.evidence.get("busiest_port"), Some(&json!(80)));
     assert_eq!(f.evidence.get("TCPReqQFullDrop"), Some(&json!(40)));
     assert!(f.advice.contains("tcp_syncookies is 0"), "{}", f.advice);
+    assert!(
+        f.advice
+            .contains("What is happening: the SYN queue is full"),
+        "{}",
+        f.advice
+    );
+    assert!(!f.advice.contains("clients do not answer"), "{}", f.advice);
+}
+
+#[test]
+fn half_opens_past_their_first_retransmit_say_clients_do_not_answer() {
+    let aged = |p| {
+        let mut s = sock(TcpState::SynRecv, "10.0.0.1", 80, "10.9.0.3", p);
+        s.age = Age::AtLeast(3 * S);
+        s
+    };
+    let mut socks: Vec<_> = (0..300)
+        .map(|p| sock(TcpState::SynRecv, "10.0.0.1", 80, "10.9.0.1", 1000 + p))
+        .collect();
+    socks.extend((0..3).map(aged));
+    let found = instant(
+        &stock(),
+        &counters(&[("ListenOverflows", 5)]),
+        &snapshot(S, socks),
+    );
+    let f = only(&found, "listen-queue");
+    assert_eq!(f.evidence.get("half_open_unanswered"), Some(&json!(3)));
+    assert!(
+        f.advice.contains(
+            "What is happening: the accept queue is full (ListenOverflows); clients do not \
+             answer the SYN-ACK (3 half-open connections past their first SYN-ACK retransmit)."
+        ),
+        "{}",
+        f.advice
+    );
 }

@@ -10,7 +10,7 @@ use netlink_packet_sock_diag::{
 use super::{S, ip};
 use crate::{
     model::{Owner, TcpState, Tuple},
-    source::snapshot::{Age, Entry, Snapshot, TIME_WAIT_NS, age_of, diag},
+    source::snapshot::{Age, Entry, Snapshot, TIME_WAIT_NS, age_of, diag, request_age},
 };
 
 #[test]
@@ -22,6 +22,33 @@ fn only_a_time_wait_timer_dates_a_socket() {
     // A FIN_WAIT2 timewait runs the same timer, from another start: undated.
     assert_eq!(age_of(TcpState::FinWait2, 3, 59_000), Age::AtLeast(0));
     assert_eq!(age_of(TcpState::CloseWait, 2, 7_000), Age::AtLeast(0));
+}
+
+#[test]
+fn a_request_socket_is_at_least_as_old_as_its_syn_ack_retransmits_say() {
+    // No retransmit yet: its first 1 s timer has 400 ms left.
+    assert_eq!(request_age(0, 400), Age::AtLeast(600_000_000));
+    assert_eq!(request_age(0, 5_000), Age::AtLeast(0));
+    // Retransmits come at >= 1 s, 3 s, 7 s, ..., at most two at each (timer and SYN).
+    assert_eq!(request_age(1, 0), Age::AtLeast(S));
+    assert_eq!(request_age(2, 0), Age::AtLeast(S));
+    assert_eq!(request_age(3, 0), Age::AtLeast(3 * S));
+    assert_eq!(request_age(5, 0), Age::AtLeast(7 * S));
+    // Waits stop doubling at 120 s: 1 + 2 + ... + 64, then 121 waits of 120 s.
+    assert_eq!(request_age(255, 0), Age::AtLeast((127 + 121 * 120) * S));
+    // Only a request socket (SYN_RECV, no file, its SYN-ACK timer) is dated so.
+    let req = Entry {
+        state: TcpState::SynRecv,
+        tuple: Tuple::new(ip("10.0.0.1"), 80, ip("10.0.0.3"), 4000),
+        inode: 0,
+        uid: 0,
+        cgroup_id: 0,
+        timer: 1,
+        expires_ms: 0,
+        retrans: 3,
+    };
+    let snap = Snapshot::assemble(100, 7, vec![req], &HashMap::new(), 0);
+    assert_eq!(snap.sockets[0].age, Age::AtLeast(3 * S));
 }
 
 #[test]
@@ -41,6 +68,7 @@ fn owners_join_by_inode_and_never_for_timewait_sockets() {
         cgroup_id: 9,
         timer,
         expires_ms,
+        retrans: 0,
     };
     let owner = Owner {
         pid: 42,
