@@ -181,15 +181,9 @@ async fn an_rst_removes_a_half_open_early() {
     server.join().expect("listener");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_handshake_completed_late_shows_its_wait_in_syn_recv() {
-    let tag = format!("{}d", std::process::id() % 10000);
-    let pair = HostPair::create(&tag);
-    let port = free_port("127.0.0.1");
-    let mut trace = Trace::attach(&[port]);
-    // With TCP_DEFER_ACCEPT the server keeps the request socket past the bare final ACK and
-    // completes it with the client's first data: 300 ms after the SYN.
-    let server = listen(&pair, port, 0, Some(5), true);
+/// A client in the pair's namespace that connects, sends its first byte 300 ms later and
+/// closes 100 ms after that.
+fn late_client(pair: &HostPair, port: u16) {
     HostPair::spawn_in(&pair.client_ns, "late client", move || {
         let addr = SocketAddr::from((SERVER_IP, port));
         let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
@@ -199,6 +193,18 @@ async fn a_handshake_completed_late_shows_its_wait_in_syn_recv() {
     })
     .join()
     .expect("client");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_handshake_completed_late_shows_its_wait_in_syn_recv() {
+    let tag = format!("{}d", std::process::id() % 10000);
+    let pair = HostPair::create(&tag);
+    let port = free_port("127.0.0.1");
+    let mut trace = Trace::attach(&[port]);
+    // With TCP_DEFER_ACCEPT the server keeps the request socket past the bare final ACK and
+    // completes it with the client's first data: 300 ms after the SYN.
+    let server = listen(&pair, port, 0, Some(5), true);
+    late_client(&pair, port);
     assert_eq!(server.join().expect("listener"), b"x");
     let completed = |steps: &[Step]| {
         steps.iter().any(|s| {
@@ -234,15 +240,7 @@ fn a_handshake_completed_late_is_timed_from_the_syn_in_the_kernel_too() {
         .iter()
         .any(|l| l.contains("kernel aggregation: "));
     let server = listen(&pair, port, 0, Some(5), true);
-    HostPair::spawn_in(&pair.client_ns, "late client", move || {
-        let addr = SocketAddr::from((SERVER_IP, port));
-        let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        std::thread::sleep(Duration::from_millis(300));
-        c.write_all(b"x").expect("write");
-        std::thread::sleep(Duration::from_millis(100));
-    })
-    .join()
-    .expect("client");
+    late_client(&pair, port);
     assert_eq!(server.join().expect("listener"), b"x");
     let (code, out, stderr) = histogram.finish_with_stderr(Duration::from_secs(20));
     assert_eq!(code, 0, "{out}");
