@@ -20,12 +20,13 @@
 //! that follows a re-arm is then no second end ([`REQ_ENDED`]).
 //!
 //! On the timer path of TIME_WAIT the timer programs of timewait.rs pass request socket timers
-//! here. Where the loader chooses fentry for TIME_WAIT, the `reqsk_timer_*` programs below
-//! are attached to the same tracepoints for request sockets alone: the functions that end a
-//! request socket differ between kernels (6.12 moved the drop into a static
-//! `__inet_csk_reqsk_queue_drop`; `reqsk_queue_unlink` is static and the exported
-//! `inet_csk_reqsk_queue_drop` can be inlined into its callers), while the timer tracepoints
-//! are the same everywhere.
+//! here. Where the loader chooses fentry for TIME_WAIT, fentry and fexit on the handler itself
+//! (handler.rs) and `reqsk_timer_cancel` below do it; should the kernel refuse fexit, the
+//! `reqsk_timer_*` programs below are attached to all four tracepoints for request sockets
+//! alone. The unlink stays on `timer_cancel`: the functions that end a request socket differ
+//! between kernels (6.12 moved the drop into a static `__inet_csk_reqsk_queue_drop`;
+//! `reqsk_queue_unlink` is static and the exported `inet_csk_reqsk_queue_drop` can be inlined
+//! into its callers), while the timer tracepoints are the same everywhere.
 pub mod child;
 mod end;
 mod handler;
