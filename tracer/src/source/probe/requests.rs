@@ -5,10 +5,7 @@
 //! request socket differ between kernels and are inlined; the tracepoint is not); should the
 //! kernel refuse fexit, request-socket-only programs on all four timer tracepoints do.
 use anyhow::{Context, Result};
-use aya::{
-    Btf, Ebpf,
-    programs::{BtfTracePoint, FEntry, FExit},
-};
+use aya::{Btf, Ebpf, programs::FExit};
 
 use super::{program, timewait};
 
@@ -80,67 +77,41 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, handler: Option<u64>, path: &timewait:
 
 /// fentry and fexit on the handler, and the cancel program; all or none.
 fn attach_handler(ebpf: &mut Ebpf, btf: &Btf) -> Result<()> {
-    let attached = (|| -> Result<()> {
-        let [entry, exit] = HANDLER_PROGRAMS;
-        let program_entry: &mut FEntry = program(ebpf, entry)?.try_into()?;
-        program_entry
-            .load(HANDLER, btf)
-            .map_err(timewait::refusal)
-            .with_context(|| format!("loading fentry on {HANDLER}"))?;
-        program_entry
-            .attach()
-            .with_context(|| format!("attaching fentry to {HANDLER}"))?;
-        let program_exit: &mut FExit = program(ebpf, exit)?.try_into()?;
-        program_exit
-            .load(HANDLER, btf)
-            .map_err(timewait::refusal)
-            .with_context(|| format!("loading fexit on {HANDLER}"))?;
-        program_exit
-            .attach()
-            .with_context(|| format!("attaching fexit to {HANDLER}"))?;
-        attach_tracepoint(ebpf, btf, CANCEL_PROGRAM)
-    })();
+    let [entry, exit] = HANDLER_PROGRAMS;
+    let attached = timewait::attach_fentry_on(ebpf, btf, (entry, HANDLER))
+        .and_then(|()| attach_fexit_on(ebpf, btf, (exit, HANDLER)))
+        .and_then(|()| timewait::attach_tracepoint(ebpf, btf, CANCEL_PROGRAM));
     if attached.is_err() {
-        let [entry, exit] = HANDLER_PROGRAMS;
-        if let Ok(p) = program(ebpf, entry).and_then(|p| Ok(<&mut FEntry>::try_from(p)?)) {
+        timewait::unload_fentry(ebpf, entry);
+        if let Ok(p) = program(ebpf, exit).and_then(|p| Ok(<&mut FExit>::try_from(p)?)) {
             // Detaches its links and closes it; an error only says it was not loaded.
             let _ = p.unload();
         }
-        if let Ok(p) = program(ebpf, exit).and_then(|p| Ok(<&mut FExit>::try_from(p)?)) {
-            let _ = p.unload();
-        }
-        unload_tracepoint(ebpf, CANCEL_PROGRAM.0);
+        timewait::unload_tracepoint(ebpf, CANCEL_PROGRAM.0);
     }
     attached
 }
 
-/// Loads and attaches one tp_btf program.
-fn attach_tracepoint(ebpf: &mut Ebpf, btf: &Btf, (name, tracepoint): (&str, &str)) -> Result<()> {
-    let program: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
+/// Loads fexit program `name` on kernel `function` and attaches it.
+fn attach_fexit_on(ebpf: &mut Ebpf, btf: &Btf, (name, function): (&str, &str)) -> Result<()> {
+    let program: &mut FExit = program(ebpf, name)?.try_into()?;
     program
-        .load(tracepoint, btf)
+        .load(function, btf)
         .map_err(timewait::refusal)
-        .with_context(|| format!("loading the {name} program"))?;
+        .with_context(|| format!("loading fexit on {function}"))?;
     program
         .attach()
-        .with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
+        .with_context(|| format!("attaching fexit to {function}"))?;
     Ok(())
-}
-
-/// Detaches and closes a tp_btf program; nothing when it was not loaded.
-fn unload_tracepoint(ebpf: &mut Ebpf, name: &str) {
-    if let Ok(program) = program(ebpf, name).and_then(|p| Ok(<&mut BtfTracePoint>::try_from(p)?)) {
-        let _ = program.unload();
-    }
 }
 
 fn attach_own(ebpf: &mut Ebpf, btf: &Btf) -> Result<()> {
     let attached = REQUEST_TIMER_PROGRAMS
         .iter()
-        .try_for_each(|&program| attach_tracepoint(ebpf, btf, program));
+        .try_for_each(|&program| timewait::attach_tracepoint(ebpf, btf, program));
     if attached.is_err() {
         for (name, _) in REQUEST_TIMER_PROGRAMS {
-            unload_tracepoint(ebpf, name);
+            timewait::unload_tracepoint(ebpf, name);
         }
     }
     attached

@@ -157,51 +157,77 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, kernel: &Kernel, choice: Choice) -> Re
 }
 
 fn attach_fentry(ebpf: &mut Ebpf, btf: &Btf, programs: &[(&str, &'static str)]) -> Result<Path> {
-    let attached = programs.iter().try_for_each(|&(name, function)| {
-        let program: &mut FEntry = program(ebpf, name)?.try_into()?;
-        program
-            .load(function, btf)
-            .map_err(refusal)
-            .with_context(|| format!("loading fentry on {function}"))?;
-        program
-            .attach()
-            .with_context(|| format!("attaching fentry to {function}"))?;
-        Ok(())
-    });
+    let attached = programs
+        .iter()
+        .try_for_each(|&(name, function)| attach_fentry_on(ebpf, btf, (name, function)));
     if let Err(e) = attached {
         for &(name, _) in programs {
-            if let Ok(program) = program(ebpf, name).and_then(|p| Ok(<&mut FEntry>::try_from(p)?)) {
-                // Detaches its links and closes it; an error only says it was not loaded.
-                let _ = program.unload();
-            }
+            unload_fentry(ebpf, name);
         }
         return Err(e);
     }
     Ok(Path::Fentry(programs.iter().map(|&(_, f)| f).collect()))
 }
 
+/// Loads fentry program `name` on kernel `function` and attaches it.
+pub(super) fn attach_fentry_on(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    (name, function): (&str, &str),
+) -> Result<()> {
+    let program: &mut FEntry = program(ebpf, name)?.try_into()?;
+    program
+        .load(function, btf)
+        .map_err(refusal)
+        .with_context(|| format!("loading fentry on {function}"))?;
+    program
+        .attach()
+        .with_context(|| format!("attaching fentry to {function}"))?;
+    Ok(())
+}
+
+/// Detaches and closes fentry program `name`; nothing when it was not loaded.
+pub(super) fn unload_fentry(ebpf: &mut Ebpf, name: &str) {
+    if let Ok(program) = program(ebpf, name).and_then(|p| Ok(<&mut FEntry>::try_from(p)?)) {
+        // Detaches its links and closes it; an error only says it was not loaded.
+        let _ = program.unload();
+    }
+}
+
+/// Loads tp_btf program `name` for `tracepoint` and attaches it.
+pub(super) fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    (name, tracepoint): (&str, &str),
+) -> Result<()> {
+    let program: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
+    program
+        .load(tracepoint, btf)
+        .map_err(refusal)
+        .with_context(|| format!("loading the {name} program"))?;
+    program
+        .attach()
+        .with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
+    Ok(())
+}
+
+/// Detaches and closes tp_btf program `name`; nothing when it was not loaded.
+pub(super) fn unload_tracepoint(ebpf: &mut Ebpf, name: &str) {
+    if let Ok(program) = program(ebpf, name).and_then(|p| Ok(<&mut BtfTracePoint>::try_from(p)?)) {
+        let _ = program.unload();
+    }
+}
+
 fn attach_timer(ebpf: &mut Ebpf, btf: &Btf, kernel: &Kernel) -> Result<Path> {
     if kernel.tw_timer_handler.is_none() {
         bail!("tw_timer_handler is not in /proc/kallsyms (needed to pick out timewait timers)");
     }
-    let attached = TIMER_TRACEPOINTS.iter().try_for_each(|&name| {
-        let program: &mut BtfTracePoint = program(ebpf, name)?.try_into()?;
-        program
-            .load(name, btf)
-            .map_err(refusal)
-            .with_context(|| format!("loading the {name} program"))?;
-        program
-            .attach()
-            .with_context(|| format!("attaching to tracepoint {name}"))?;
-        Ok(())
-    });
+    let attached = TIMER_TRACEPOINTS
+        .iter()
+        .try_for_each(|&name| attach_tracepoint(ebpf, btf, (name, name)));
     if let Err(e) = attached {
         for name in TIMER_TRACEPOINTS {
-            if let Ok(program) =
-                program(ebpf, name).and_then(|p| Ok(<&mut BtfTracePoint>::try_from(p)?))
-            {
-                let _ = program.unload();
-            }
+            unload_tracepoint(ebpf, name);
         }
         return Err(e);
     }
