@@ -29,6 +29,27 @@ pub mod flags {
     /// closes it at once (`inet_ehash_nolisten`), as does a child that fails before it is
     /// hashed. It was no connection: nothing ended, no SYN_RECV was timed.
     pub const CHILD_LOST: u8 = 64;
+    /// On a LIFE record whose life a timewait socket took over: the kernel follows that
+    /// timewait to its end ([`TimewaitSlot`]); no event of it comes to userspace.
+    pub const TIMEWAIT_KERNEL: u8 = 128;
+}
+
+/// Indexes of the per-CPU `LIFE_COUNTS` map.
+pub mod counts {
+    /// Lives followed in the kernel.
+    pub const FOLLOWED: u32 = 0;
+    /// Life starts sent one at a time because their slot was taken.
+    pub const SLOT_TAKEN: u32 = 1;
+    /// Timewaits followed to their end in the kernel.
+    pub const TIMEWAITS: u32 = 2;
+    /// Timewaits sent one event at a time because their bucket was full.
+    pub const TIMEWAIT_BUCKET_FULL: u32 = 3;
+    /// TIME_WAITs of the tracer's own network namespace killed before their timer ran out.
+    pub const HOME_EARLY: u32 = 4;
+    /// Timewaits whose end was never seen, their slot taken back by a new one of their tuple.
+    pub const TIMEWAIT_END_NOT_SEEN: u32 = 5;
+    /// Entries.
+    pub const ALL: u32 = 6;
 }
 
 /// States a path holds: 4 bits each in a u64, the first state in the low bits.
@@ -80,6 +101,51 @@ pub struct LifeSlot {
     pub timewait_ns: u64,
 }
 
+/// A timewait socket followed to its end in the kernel: the timewait that takes over the life
+/// of a listener's child followed in the kernel. Its substate changes and its end add their
+/// durations to the dwell-time histograms. 56 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimewaitSlot {
+    /// The timewait's cookie (its full socket's, never reused); 0: the slot is free.
+    pub cookie: u64,
+    /// Kernel address of the timewait socket.
+    pub tw: u64,
+    /// [`tuple_key`] of its namespace, addresses and ports.
+    pub key: u64,
+    /// When its timer first started.
+    pub start_ns: u64,
+    /// When `substate` began (FIN_WAIT2: when the full socket entered it).
+    pub since_ns: u64,
+    /// On the timer hooks, a cancel of its timer not yet known to be a kill, an expiry or a
+    /// re-arm (0: none), and the substate it reported.
+    pub cancel_ns: u64,
+    pub netns: u32,
+    pub substate: u8,
+    pub cancel_substate: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Slots of a [`TimewaitSlot`] bucket: a timewait takes the first free one of its key's
+/// bucket, else goes one event at a time.
+pub const TIMEWAIT_WAYS: u32 = 8;
+
+/// A timewait's bucket key: its namespace, local address and port, remote address and port
+/// (addresses as `SockTuple` words), mixed into 64 bits. The peer of a connection on the same
+/// host finds the key from its own tuple reversed.
+#[inline(always)]
+pub fn tuple_key(netns: u32, local: &[u32; 4], lport: u16, remote: &[u32; 4], rport: u16) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (netns as u64) << 32 | (lport as u64) << 16 | rport as u64;
+    let mut i = 0;
+    while i < 4 {
+        h = (h ^ local[i] as u64).wrapping_mul(K).rotate_left(29);
+        h = (h ^ remote[i] as u64).wrapping_mul(K).rotate_left(29);
+        i += 1;
+    }
+    h ^ h >> 31
+}
+
 /// Buckets of one state's dwell-time histogram: exact below 256 ns, then 128 per power of
 /// two up to 2^52 ns (52 days; longer values count in the last bucket). A bucket is at most
 /// 1/128 of its value wide, so its midpoint is within 0.4 % of every value in it.
@@ -89,9 +155,8 @@ pub const DWELL_CHUNK: u32 = 512;
 /// Map entries per state.
 pub const DWELL_CHUNKS: u32 = DWELL_BUCKETS.div_ceil(DWELL_CHUNK);
 /// The states the kernel times, by TCP state number: a life's slot is taken after CLOSE and
-/// LISTEN, and TIME_WAIT goes one event at a time. The histogram of `DWELL_STATES[i]` is the
-/// `i`th.
-pub const DWELL_STATES: [u8; 8] = [
+/// LISTEN. The histogram of `DWELL_STATES[i]` is the `i`th.
+pub const DWELL_STATES: [u8; 9] = [
     crate::tcp_state::ESTABLISHED,
     crate::tcp_state::SYN_SENT,
     crate::tcp_state::SYN_RECV,
@@ -100,9 +165,15 @@ pub const DWELL_STATES: [u8; 8] = [
     crate::tcp_state::CLOSE_WAIT,
     crate::tcp_state::LAST_ACK,
     crate::tcp_state::CLOSING,
+    crate::tcp_state::TIME_WAIT,
 ];
+/// The histogram after the states': the TIME_WAITs of the tracer's own network namespace
+/// again, for that namespace's forecasts.
+pub const HOME_TIME_WAIT: u32 = DWELL_STATES.len() as u32;
+/// Histograms in the `DWELL` map.
+pub const DWELL_HISTOGRAMS: u32 = HOME_TIME_WAIT + 1;
 /// Entries of the `DWELL` map.
-pub const DWELL_ENTRIES: u32 = DWELL_STATES.len() as u32 * DWELL_CHUNKS;
+pub const DWELL_ENTRIES: u32 = DWELL_HISTOGRAMS * DWELL_CHUNKS;
 
 /// The histogram bucket of a duration in nanoseconds.
 #[inline(always)]
@@ -128,17 +199,24 @@ pub fn dwell_entry(state: u8, bucket: u32) -> Option<(u32, u32)> {
         crate::tcp_state::CLOSE_WAIT => 5,
         crate::tcp_state::LAST_ACK => 6,
         crate::tcp_state::CLOSING => 7,
+        crate::tcp_state::TIME_WAIT => 8,
         _ => return None,
     };
+    Some(histogram_entry(s, bucket))
+}
+
+/// The `DWELL` map entry and the index in it of histogram `histogram`'s bucket `bucket`.
+#[inline(always)]
+pub fn histogram_entry(histogram: u32, bucket: u32) -> (u32, u32) {
     let bucket = if bucket < DWELL_BUCKETS {
         bucket
     } else {
         DWELL_BUCKETS - 1
     };
-    Some((
-        s * DWELL_CHUNKS + bucket / DWELL_CHUNK,
+    (
+        histogram * DWELL_CHUNKS + bucket / DWELL_CHUNK,
         bucket % DWELL_CHUNK,
-    ))
+    )
 }
 
 /// The value a bucket stands for: its midpoint (exact below 256 ns).
@@ -187,13 +265,29 @@ mod tests {
         assert_eq!(dwell_entry(1, 0), Some((0, 0)));
         assert_eq!(dwell_entry(1, 513), Some((1, 1)));
         assert_eq!(dwell_entry(2, 0), Some((DWELL_CHUNKS, 0)));
-        let (entry, _) = dwell_entry(crate::tcp_state::CLOSING, DWELL_BUCKETS - 1).unwrap();
+        let (entry, _) = histogram_entry(HOME_TIME_WAIT, DWELL_BUCKETS - 1);
         assert_eq!(entry, DWELL_ENTRIES - 1);
-        for untimed in [0, 6, 7, 10, 12] {
+        for untimed in [0, 7, 10, 12] {
             assert_eq!(dwell_entry(untimed, 0), None);
         }
         for (i, &state) in DWELL_STATES.iter().enumerate() {
             assert_eq!(dwell_entry(state, 0), Some((i as u32 * DWELL_CHUNKS, 0)));
+        }
+    }
+
+    #[test]
+    fn every_part_of_a_tuple_changes_its_key() {
+        let (a, b) = ([0x0100_007f, 0, 0, 0], [0x0200_007f, 0, 0, 0]);
+        let key = tuple_key(7, &a, 80, &b, 40000);
+        assert_eq!(key, tuple_key(7, &a, 80, &b, 40000));
+        for other in [
+            tuple_key(8, &a, 80, &b, 40000),
+            tuple_key(7, &b, 40000, &a, 80),
+            tuple_key(7, &a, 80, &b, 40001),
+            tuple_key(7, &a, 81, &b, 40000),
+            tuple_key(7, &b, 80, &a, 40000),
+        ] {
+            assert_ne!(key, other);
         }
     }
 

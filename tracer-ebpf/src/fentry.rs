@@ -90,8 +90,8 @@ pub fn fentry_tw_kill(ctx: FEntryContext) -> i32 {
     0
 }
 
-/// The same event the timer hooks send for this timewait socket.
+/// The same event the timer hooks send for this timewait socket; a cancel here is a kill.
 #[inline(always)]
 fn try_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
-    crate::timewait::emit_timewait(tw, event_kind)
+    crate::timewait::emit_timewait(tw, event_kind, true)
 }

@@ -45,20 +45,26 @@ fn try_timer(ctx: &BtfTracePointContext, event_kind: u8) -> Result<(), i32> {
     let function = unsafe { core::ptr::read_volatile(timer.add(at) as *const u64) };
     if handler == 0 || function != handler {
         if crate::reqsk::is_reqsk_timer(function) {
+            if crate::aggregate::enabled() {
+                crate::aggregate::settle_timewait_kill();
+            }
             return crate::reqsk::on_timer(timer, event_kind);
         }
         return Ok(());
     }
-    // The timer is embedded in its inet_timewait_sock at a BTF-known offset.
+    // The timer is embedded in its inet_timewait_sock at a BTF-known offset. A cancel here
+    // may be a kill, or the start of an expiry or re-arm.
     emit_timewait(
         timer.wrapping_sub(crate::offset!(tw_timer) as usize),
         event_kind,
+        false,
     )
 }
 
-/// One TIME_WAIT event for timewait socket `tw`; the fentry hooks send the same.
+/// One TIME_WAIT event for timewait socket `tw`; the fentry hooks send the same, their
+/// cancel `certain` to be a kill.
 #[inline(always)]
-pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
+pub fn emit_timewait(tw: *const u8, event_kind: u8, certain: bool) -> Result<(), i32> {
     let o = OFFSETS.load();
     let seen = Seen {
         kind: event_kind,
@@ -73,9 +79,8 @@ pub fn emit_timewait(tw: *const u8, event_kind: u8) -> Result<(), i32> {
     }
     // Under aggregation a start goes in the LIFE record of the life it takes over, if that is
     // followed in the kernel; an event that comes before that record is flagged so.
-    let start = event_kind == kind::TW_START;
-    let flags = match crate::aggregate::timewait_event(tw, seen.sport, seen.new_state, start) {
-        Ok(Timewait::Noted) => return Ok(()),
+    let flags = match crate::aggregate::timewait_event(&seen, event_kind, certain) {
+        Ok(Timewait::Noted | Timewait::Followed) => return Ok(()),
         Ok(Timewait::Ahead) => life::flags::TIMEWAIT_AHEAD,
         Ok(Timewait::Alone) => 0,
         Err(e) => return emit::<ProbeRead>(seen).and(Err(e)),

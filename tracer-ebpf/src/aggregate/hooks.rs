@@ -1,30 +1,32 @@
 //! What the timewait and reset hooks ask of the slots.
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use tracer_common::{
+    SockTuple,
     life::{self, LifeSlot},
-    tcp_state::FIN_WAIT2,
+    tcp_state::{CLOSE, FIN_WAIT2},
 };
 
-use super::slot;
-use crate::{emit::read, offset};
+use super::{slot, timewaits};
+use crate::{
+    emit::{ProbeRead, Seen, read, tuple},
+    offset,
+};
 
-/// The slot of the full socket whose life timewait socket `tw` (same cookie and ports) takes
-/// over, if that life is followed here.
+/// The slot of the full socket whose life the timewait socket with `cookie` and tuple `t`
+/// takes over, if that life is followed here.
 #[inline(always)]
-fn slot_of_timewait(tw: *const u8, sport: u16) -> Result<Option<&'static mut LifeSlot>, i32> {
-    let cookie = read::<u64>(tw, offset!(skc_cookie))?;
-    let Some(s) = slot(cookie) else {
-        return Ok(None);
-    };
-    let dport = u16::from_be(read::<u16>(tw, offset!(skc_dport))?);
-    if cookie == 0 || s.cookie != cookie || s.ports != [sport, dport] {
-        return Ok(None);
+fn slot_of_timewait(cookie: u64, t: &SockTuple) -> Option<&'static mut LifeSlot> {
+    let s = slot(cookie)?;
+    if cookie == 0 || s.cookie != cookie || s.ports != [t.sport, t.dport] {
+        return None;
     }
-    Ok(Some(s))
+    Some(s)
 }
 
-/// What a timewait's timer event is under aggregation, from the slot of the life it takes over.
+/// What a timewait's timer event is under aggregation.
 pub enum Timewait {
+    /// Its timewait is followed here to its end (timewaits.rs): nothing is sent.
+    Followed,
     /// Its start, noted in the slot (the full socket's CLOSE follows on this CPU), to go in
     /// that life's LIFE record: nothing is sent now.
     Noted,
@@ -35,22 +37,33 @@ pub enum Timewait {
     Alone,
 }
 
-/// Looks up, and for a first start writes, the slot of the life timewait socket `tw` takes
-/// over. Only a start writes: it runs on the CPU that owns the slot.
+/// Timer event `event_kind` of timewait socket `seen.sk` (substate `seen.new_state`; a cancel
+/// `certain` to be a kill on fentry): handed to its slot if the kernel follows it; else looks
+/// up, and for a first start writes, the slot of the life it takes over. Only a start writes
+/// there: it runs on the CPU that owns the slot. A first start that takes over a listener's
+/// child also takes the timewait a slot of its own when it can.
 #[inline(always)]
-pub fn timewait_event(
-    tw: *const u8,
-    sport: u16,
-    substate: u8,
-    start: bool,
-) -> Result<Timewait, i32> {
-    let Some(s) = slot_of_timewait(tw, sport)? else {
+pub fn timewait_event(seen: &Seen, event_kind: u8, certain: bool) -> Result<Timewait, i32> {
+    let (tw, substate) = (seen.sk, seen.new_state);
+    let cookie = read::<u64>(tw, offset!(skc_cookie))?;
+    let t = tuple::<ProbeRead>(seen)?;
+    let id = timewaits::Id {
+        tw: tw as u64,
+        cookie,
+        substate,
+        event_kind,
+        certain,
+    };
+    if timewaits::event(&id, &t) {
+        return Ok(Timewait::Followed);
+    }
+    let Some(s) = slot_of_timewait(cookie, &t) else {
         return Ok(Timewait::Alone);
     };
     if s.timewait_sk == tw as u64 {
         return Ok(Timewait::Ahead);
     }
-    if !start || s.timewait_sk != 0 {
+    if event_kind != tracer_common::kind::TW_START || s.timewait_sk != 0 {
         return Ok(Timewait::Alone);
     }
     // SAFETY: helper without arguments.
@@ -58,6 +71,13 @@ pub fn timewait_event(
     s.timewait_sk = tw as u64;
     if substate == FIN_WAIT2 {
         s.flags |= life::flags::TIMEWAIT_FIN_WAIT2;
+    }
+    // A client's path starts at CLOSE (a listener's child's at LISTEN, or ESTABLISHED): the
+    // TIME_WAITs of a connecting side stay one event at a time, for the forecasts per
+    // destination.
+    let child = life::path_state(s.path, 0) != CLOSE;
+    if child && timewaits::take(&id, &t, s.state, s.since_ns) {
+        s.flags |= life::flags::TIMEWAIT_KERNEL;
     }
     Ok(Timewait::Noted)
 }

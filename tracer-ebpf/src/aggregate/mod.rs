@@ -7,9 +7,11 @@
 //! userspace model still decides it and nothing is guessed.
 mod child;
 mod hooks;
+mod timewaits;
 
 pub use child::request_completes;
 pub use hooks::{Timewait, reset, timewait_event};
+pub use timewaits::settle as settle_timewait_kill;
 
 use aya_ebpf::{
     EbpfContext, Global,
@@ -22,7 +24,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     kind,
-    life::{self, DWELL_CHUNK, DWELL_ENTRIES, LifeSlot, PATH_STATES},
+    life::{
+        self, DWELL_CHUNK, DWELL_ENTRIES, LifeSlot, PATH_STATES,
+        counts::{FOLLOWED, SLOT_TAKEN},
+    },
     tcp_state::{
         CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT,
     },
@@ -60,12 +65,10 @@ static DWELL: PerCpuArray<[u64; DWELL_CHUNK as usize]> = PerCpuArray::with_max_e
 static DWELL_TOUCHED: PerCpuArray<[u64; DWELL_ENTRIES as usize]> =
     PerCpuArray::with_max_entries(1, 0);
 
-/// Per CPU: lives followed in the kernel, and life starts left to the per-transition path
-/// because their slot was taken.
+/// Per CPU: lives followed in the kernel, life starts left to the per-transition path
+/// because their slot was taken, and the timewaits' counts of timewaits.rs.
 #[map]
-static LIFE_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
-const FOLLOWED: u32 = 0;
-const SLOT_TAKEN: u32 = 1;
+static LIFE_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(life::counts::ALL, 0);
 
 #[inline(always)]
 pub fn enabled() -> bool {
@@ -74,6 +77,7 @@ pub fn enabled() -> bool {
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn aggregate_inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    timewaits::settle();
     let result = match crate::state::seen(&ctx) {
         Ok(Some(seen)) => match crate::reqsk::child::change_flags(&seen) {
             Ok(_) if (seen.old_state, seen.new_state) == (LISTEN, SYN_RECV) => {
@@ -173,6 +177,9 @@ fn take(
 #[inline(always)]
 fn change(ctx: &BtfTracePointContext, seen: Seen, cookie: u64, flags: u8) -> Result<(), i32> {
     let (old, new) = (seen.old_state, seen.new_state);
+    if (old, new) == (CLOSE_WAIT, LAST_ACK) {
+        timewaits::peer_sent_fin(&tuple::<DirectRead>(&seen)?);
+    }
     if old == SYN_RECV
         && let Some(note) = child::take_child_note(&seen, sk_number(ctx)?)
         && child::child_changes(seen, cookie, note)?
@@ -289,9 +296,21 @@ fn take_owner(s: &mut LifeSlot) {
 
 #[inline(always)]
 fn record_dwell(state: u8, ns: u64) {
-    let Some((entry, i)) = life::dwell_entry(state, life::dwell_bucket(ns)) else {
-        return;
-    };
+    if let Some((entry, i)) = life::dwell_entry(state, life::dwell_bucket(ns)) {
+        add_to(entry, i);
+    }
+}
+
+/// Counts `ns` in histogram `histogram` of the `DWELL` map (past the states').
+#[inline(always)]
+fn record_histogram(histogram: u32, ns: u64) {
+    let (entry, i) = life::histogram_entry(histogram, life::dwell_bucket(ns));
+    add_to(entry, i);
+}
+
+/// Adds one to bucket `i` of `DWELL` entry `entry`.
+#[inline(always)]
+fn add_to(entry: u32, i: u32) {
     if let Some(chunk) = DWELL.get_ptr_mut(entry) {
         // SAFETY: this CPU's chunk; the index is masked into it.
         unsafe { (*chunk)[(i & (DWELL_CHUNK - 1)) as usize] += 1 };

@@ -183,6 +183,12 @@ impl Sink for RunSink {
         Ok(())
     }
 
+    fn home_time_waits(&mut self, ns: u64, n: u64, early: u64) {
+        if let Some(forecasts) = &mut self.forecasts {
+            forecasts.record_time_waits(ns, n, early);
+        }
+    }
+
     fn queries(&self) -> Option<Arc<Notify>> {
         self.daemon.as_ref().map(|d| d.server.wakeup())
     }

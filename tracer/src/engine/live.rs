@@ -11,7 +11,7 @@ use tokio::{
 use tracer_common::RawEvent;
 
 use super::{Collector, Ended, Sink, Source};
-use crate::source::probe::Probe;
+use crate::source::probe::{Probe, aggregate::Counted};
 
 impl Collector {
     /// Runs until `duration`, Ctrl-C or SIGTERM (a replay: to the end of the recording, or its
@@ -80,7 +80,23 @@ impl Collector {
         }
         self.process(sink)?;
         self.settle(sink)?;
+        self.kills_at_exit(sink)?;
         Ok(ended)
+    }
+
+    /// The timewait kills the kernel had not settled (it does at its next event on that CPU):
+    /// their steps, once the durations it did count are read. The programs stay attached
+    /// until the process exits, but nothing reads the kernel's counts after this.
+    fn kills_at_exit(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        let now_ns = self.now_ns();
+        let Source::Live(Probe {
+            lives: Some(lives), ..
+        }) = &self.source
+        else {
+            return Ok(());
+        };
+        let steps = lives.ended_at_exit(now_ns);
+        self.steps_from(sink, |_, out| out.extend(steps))
     }
 
     /// Ends timewaits whose early end became certain with the passing of time, and takes in
@@ -108,17 +124,34 @@ impl Collector {
             log::warn!("{e:#}: durations counted in the kernel are late until a read works");
         }
         let mut handed = Ok(());
+        let mut home = Vec::new();
         for &(at, n) in &dwell {
-            let Some((state, ns)) = crate::source::probe::aggregate::bucket_at(at) else {
-                continue;
-            };
-            self.stats.record_dwell(state, ns, n);
-            if handed.is_ok() {
-                handed = sink.dwell(now_ns, state, ns, n);
+            match crate::source::probe::aggregate::bucket_at(at) {
+                Some((Counted::State(state), ns)) => {
+                    self.stats.record_dwell(state, ns, n);
+                    if handed.is_ok() {
+                        handed = sink.dwell(now_ns, state, ns, n);
+                    }
+                }
+                Some((Counted::HomeTimeWait, ns)) => home.push((ns, n)),
+                None => {}
             }
         }
         dwell.clear();
         self.dwell = dwell;
+        if !home.is_empty() {
+            // The early ones are counted with the ends that made them early.
+            let early = match lives.home_early_since() {
+                Ok(n) => n,
+                Err(e) => {
+                    log::debug!("{e:#}");
+                    0
+                }
+            };
+            for (i, (ns, n)) in home.into_iter().enumerate() {
+                sink.home_time_waits(ns, n, if i == 0 { early } else { 0 });
+            }
+        }
         handed
     }
 }

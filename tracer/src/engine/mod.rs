@@ -61,6 +61,10 @@ pub trait Sink {
     fn dwell(&mut self, _now_ns: u64, _state: TcpState, _ns: u64, _n: u64) -> Result<()> {
         Ok(())
     }
+    /// `n` TIME_WAITs of the tracer's own network namespace lasted `ns`, and `early` of the
+    /// TIME_WAITs counted so far were killed before their timer ran out: counted by kernel
+    /// aggregation again (already in [`Sink::dwell`]) for that namespace's forecasts.
+    fn home_time_waits(&mut self, _ns: u64, _n: u64, _early: u64) {}
 }
 
 /// Why collection ended.
@@ -330,6 +334,11 @@ impl Collector {
                 if self.model.holds(sk) {
                     continue;
                 }
+                if let Some(o) = open.get_mut(state.index()) {
+                    o.add(now_ns.saturating_sub(since_ns), true);
+                }
+            }
+            for (state, since_ns) in lives.timewaits_open() {
                 if let Some(o) = open.get_mut(state.index()) {
                     o.add(now_ns.saturating_sub(since_ns), true);
                 }

@@ -149,6 +149,9 @@ pub struct LifeTimewait {
     pub ts_ns: u64,
     /// FIN_WAIT2 (an orphaned socket's FIN_WAIT2 goes on in it) or TIME_WAIT.
     pub substate: TcpState,
+    /// The kernel follows it to its end ([`tracer_common::life::flags::TIMEWAIT_KERNEL`]):
+    /// none of its events come, its durations are counted there.
+    pub in_kernel: bool,
 }
 
 /// The states a life went through, in order (at most [`tracer_common::life::PATH_STATES`]).
@@ -288,6 +291,7 @@ impl TryFrom<&RawEvent> for Event {
                         0 => TcpState::TimeWait,
                         _ => TcpState::FinWait2,
                     },
+                    in_kernel: raw.life_flags & tracer_common::life::flags::TIMEWAIT_KERNEL != 0,
                 }),
             },
             kind::REQ_END => EventKind::RequestEnd {

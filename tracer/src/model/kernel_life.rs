@@ -3,7 +3,10 @@
 //! were counted by the kernel's histograms: the steps made here for its socket carry none.
 use tracer_common::life::flags;
 
-use super::{Event, EventKind, Model, Note, Step, TcpState, TimerPhase, event::LifeTimewait};
+use super::{
+    Event, EventKind, Model, Note, Step, TcpState, TimerPhase, event::LifeTimewait,
+    sockets::Handover,
+};
 
 /// How long a timewait event waits for the LIFE record carrying its start: that record's
 /// CLOSE follows the event by microseconds, and the rings' reorder window is 10 ms.
@@ -71,6 +74,7 @@ impl Model {
             self.before_last(ev, (new, timewait), life_flags, unsure, steps);
             self.apply_one(&change(old, new, ev.ts_ns), unsure, steps);
         }
+        self.kernel_handover = None;
         if new != TcpState::Close
             && let Some(tw) = timewait
         {
@@ -138,7 +142,8 @@ impl Model {
     }
 
     /// The timer start of the timewait socket that took the life over, as the timewait hooks
-    /// would have sent it, then the events of that timewait held until it came.
+    /// would have sent it, then the events of that timewait held until it came. A timewait
+    /// the kernel follows only makes the life's CLOSE a handover.
     fn timewait_starts(
         &mut self,
         ev: &Event,
@@ -146,6 +151,14 @@ impl Model {
         unsure: bool,
         steps: &mut Vec<Step>,
     ) {
+        if tw.in_kernel {
+            let handed = match tw.substate {
+                TcpState::FinWait2 => Handover::ContinuesFinWait2,
+                _ => Handover::TimeWait,
+            };
+            self.kernel_handover = Some((ev.sk, handed));
+            return;
+        }
         let start = Event {
             kind: EventKind::TimeWait {
                 phase: TimerPhase::Start,

@@ -176,6 +176,9 @@ pub struct Model {
     unsure_until_ns: u64,
     /// Timewait events waiting for the LIFE record that carries their timewait's start.
     ahead: Vec<Event>,
+    /// While a LIFE record is applied: its socket and the handover to a timewait the kernel
+    /// follows (of which the model keeps nothing), for its CLOSE.
+    kernel_handover: Option<(u64, sockets::Handover)>,
 }
 
 impl Default for Model {
@@ -204,6 +207,7 @@ impl Model {
             evicted: 0,
             unsure_until_ns: 0,
             ahead: Vec::new(),
+            kernel_handover: None,
         }
     }
 
@@ -268,7 +272,10 @@ impl Model {
                     TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
                 );
                 let handed = if new == TcpState::Close && from_closing {
-                    self.timewaits.takes_over(&ev.tuple, ev.netns, unsure)
+                    match self.kernel_handover.take() {
+                        Some((sk, handed)) if sk == ev.sk => handed,
+                        _ => self.timewaits.takes_over(&ev.tuple, ev.netns, unsure),
+                    }
                 } else {
                     sockets::Handover::None
                 };

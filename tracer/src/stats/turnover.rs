@@ -170,6 +170,17 @@ impl Turnover {
         }
     }
 
+    /// `n` TIME_WAITs of namespace `netns` that lasted `ns`, and `early` of those counted so
+    /// far that were killed early: counted in the kernel, of a listener's children, so no
+    /// destination's ports.
+    pub fn time_waits_counted(&mut self, netns: u32, ns: u64, n: u64, early: u64) {
+        let t = self.netns.entry(netns).or_default();
+        t.time_wait.count += n;
+        t.time_wait.sum_ns += u128::from(ns) * u128::from(n);
+        t.time_wait.early += early;
+        let _ = t.histogram.record_n((ns / 1_000_000).max(1), n);
+    }
+
     fn time_wait_ended(&mut self, step: &Step) {
         let n = self.netns.entry(step.netns).or_default();
         let Some(ns) = step.dwell_ns else {

@@ -204,6 +204,7 @@ fn client_handed_over(close: u64, substate: TcpState) -> Event {
             sk: TW,
             ts_ns: HANDOVER,
             substate,
+            in_kernel: false,
         });
     }
     record
@@ -225,6 +226,32 @@ fn a_life_and_its_timewaits_start_in_one_record_end_as_their_events_do() {
         assert_eq!(ends(&got).len(), 1);
         assert_eq!(timewait_steps(&got), timewait_steps(&want), "{substate:?}");
         assert!(!timewait_steps(&got).is_empty());
+    }
+}
+
+#[test]
+fn a_timewait_the_kernel_follows_makes_the_close_a_handover_and_leaves_nothing_here() {
+    let t = tuple(T0, 80);
+    for substate in [FinWait2, TimeWait] {
+        let mut one_by_one = client_until_fin_wait2(1, t);
+        one_by_one.push(timer(HANDOVER, TW, t, Start, substate));
+        one_by_one.push(change(HANDOVER + 1, 1, t, FinWait2, Close));
+        let (_, want) = run(&one_by_one);
+        let mut record = client_handed_over(HANDOVER + 1, substate);
+        if let EventKind::Life {
+            timewait: Some(tw), ..
+        } = &mut record.kind
+        {
+            tw.in_kernel = true;
+        }
+        let mut model = Model::new();
+        let got = model.apply(&record);
+        assert_eq!(ends(&got), ends(&want), "{substate:?}");
+        let end = got.iter().find_map(|s| s.end).expect("an end");
+        assert!(end.timewait, "{substate:?}: {end:?}");
+        assert!(timewait_steps(&got).is_empty(), "{got:?}");
+        let open = model.in_progress(HANDOVER + 2);
+        assert!(open.is_empty(), "the kernel counts it: {open:?}");
     }
 }
 

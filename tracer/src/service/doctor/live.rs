@@ -66,6 +66,14 @@ impl LiveForecasts {
         self.turnover.record(step);
     }
 
+    /// `n` TIME_WAITs of this namespace that lasted `ns` and `early` killed early, counted
+    /// by kernel aggregation ([`Turnover::time_waits_counted`]).
+    pub fn record_time_waits(&mut self, ns: u64, n: u64, early: u64) {
+        if let Some(first) = &self.first {
+            self.turnover.time_waits_counted(first.netns, ns, n, early);
+        }
+    }
+
     pub fn latest(&self) -> &Forecasts {
         &self.latest
     }

@@ -10,10 +10,15 @@ use aya::{
     maps::{MapData, PerCpuArray},
 };
 use tracer_common::life::{
-    DWELL_CHUNK, DWELL_CHUNKS, DWELL_ENTRIES, DWELL_STATES, LifeSlot, dwell_bucket_value,
+    DWELL_CHUNK, DWELL_CHUNKS, DWELL_ENTRIES, DWELL_STATES, HOME_TIME_WAIT, LifeSlot, TimewaitSlot,
+    dwell_bucket_value,
 };
 
 use crate::model::TcpState;
+
+mod timewaits;
+
+pub use timewaits::{TimewaitCounts, read_max_tw_buckets, timewait_slots};
 
 /// The environment variable that forces a choice.
 pub const ENV: &str = "TRACER_KERNEL_AGGREGATION";
@@ -70,6 +75,11 @@ pub struct Lives {
     /// syscall per slot.
     slots: memmap2::Mmap,
     len: usize,
+    /// The timewaits followed to their end in the kernel, mapped the same way.
+    timewaits: memmap2::Mmap,
+    timewaits_len: usize,
+    /// The last count of home TIME_WAITs ended early, read when one of them ended.
+    home_early_seen: u64,
     dwell: PerCpuArray<MapData, [u64; DWELL_CHUNK as usize]>,
     touched: PerCpuArray<MapData, [u64; DWELL_ENTRIES as usize]>,
     counts: PerCpuArray<MapData, u64>,
@@ -79,21 +89,9 @@ pub struct Lives {
 }
 
 impl Lives {
-    pub fn take(ebpf: &mut Ebpf, len: u32) -> Result<Lives> {
-        let slots = ebpf.map("LIVES").context("LIVES map missing")?;
-        let aya::maps::Map::Array(data) = slots else {
-            bail!("LIVES is not an array map");
-        };
-        let bytes = len as usize * size_of::<LifeSlot>();
-        // SAFETY: a read-only shared mapping of a BPF_F_MMAPABLE array of `len` LifeSlots
-        // that lives as long as this process holds the map; the kernel writes it meanwhile,
-        // so it is only read with volatile loads, slot by slot.
-        let slots = unsafe {
-            memmap2::MmapOptions::new()
-                .len(bytes)
-                .map(data.fd().as_fd().as_raw_fd())
-        }
-        .context("mapping the LIVES map")?;
+    pub fn take(ebpf: &mut Ebpf, len: u32, timewaits_len: u32) -> Result<Lives> {
+        let slots = map_slots::<LifeSlot>(ebpf, "LIVES", len)?;
+        let timewaits = map_slots::<TimewaitSlot>(ebpf, "TIMEWAITS", timewaits_len)?;
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name)
                 .with_context(|| format!("{name} map missing"))
@@ -101,6 +99,9 @@ impl Lives {
         Ok(Lives {
             slots,
             len: len as usize,
+            timewaits,
+            timewaits_len: timewaits_len as usize,
+            home_early_seen: 0,
             dwell: PerCpuArray::try_from(take(ebpf, "DWELL")?)?,
             touched: PerCpuArray::try_from(take(ebpf, "DWELL_TOUCHED")?)?,
             counts: PerCpuArray::try_from(take(ebpf, "LIFE_COUNTS")?)?,
@@ -165,28 +166,121 @@ impl Lives {
     /// Lives followed in the kernel so far, and life starts sent one by one because their
     /// slot was taken.
     pub fn counts(&self) -> Result<(u64, u64)> {
-        let sum = |i: u32| -> Result<u64> {
-            let per_cpu = self
-                .counts
-                .get(&i, 0)
-                .context("reading the kernel's life counts")?;
-            Ok(per_cpu.iter().fold(0u64, |a, &n| a.saturating_add(n)))
-        };
-        Ok((sum(0)?, sum(1)?))
+        Ok((self.count(0)?, self.count(1)?))
+    }
+
+    /// Count `i` of the kernel's LIFE_COUNTS, summed over CPUs.
+    fn count(&self, i: u32) -> Result<u64> {
+        let per_cpu = self
+            .counts
+            .get(&i, 0)
+            .context("reading the kernel's life counts")?;
+        Ok(per_cpu.iter().fold(0u64, |a, &n| a.wrapping_add(n)))
+    }
+
+    /// Each timewait followed in the kernel now: its substate and since when. One whose timer
+    /// was cancelled is left out: it is ending (killed, or expiring this instant).
+    pub fn timewaits_open(&self) -> impl Iterator<Item = (TcpState, u64)> + '_ {
+        self.timewaits().filter_map(|s| {
+            let open = s.cookie != 0 && s.cancel_ns == 0;
+            open.then(|| Some((TcpState::from_kernel(s.substate)?, s.since_ns)))
+                .flatten()
+        })
+    }
+
+    /// Every timewait slot, read as it is now.
+    fn timewaits(&self) -> impl Iterator<Item = TimewaitSlot> + '_ {
+        let base = self.timewaits.as_ptr().cast::<TimewaitSlot>();
+        // SAFETY: `i` is within the mapping; TimewaitSlot is plain data, every bit pattern
+        // valid.
+        (0..self.timewaits_len).map(move |i| unsafe { base.add(i).read_volatile() })
+    }
+
+    /// The steps of the kills the kernel had not settled by `now_ns`: call once its
+    /// programs run no more (at exit), or they would be counted twice.
+    pub fn ended_at_exit(&self, now_ns: u64) -> Vec<crate::model::Step> {
+        timewaits::ended_at_exit(self.timewaits(), now_ns)
+    }
+
+    /// Home TIME_WAITs ended early since the last call.
+    pub fn home_early_since(&mut self) -> Result<u64> {
+        let now = self.count(timewaits::HOME_EARLY)?;
+        Ok(now.wrapping_sub(std::mem::replace(&mut self.home_early_seen, now)))
+    }
+
+    /// Says at debug level what the kernel counted (at exit).
+    pub fn log_counts(&self) {
+        match self.counts() {
+            Ok((followed, taken)) => log::debug!(
+                "kernel aggregation: {followed} lives followed in the kernel, {taken} sent one by \
+                 one because their slot was taken"
+            ),
+            Err(e) => log::debug!("{e:#}"),
+        }
+        match self.timewait_counts() {
+            Ok(c) => log::debug!(
+                "kernel aggregation: {} timewaits followed to their end in the kernel, {} sent \
+                 one event at a time because their bucket was full, {} whose end was never seen",
+                c.followed,
+                c.bucket_full,
+                c.end_not_seen
+            ),
+            Err(e) => log::debug!("{e:#}"),
+        }
+    }
+
+    /// The kernel's counts of timewaits.
+    pub fn timewait_counts(&self) -> Result<TimewaitCounts> {
+        Ok(TimewaitCounts {
+            followed: self.count(timewaits::FOLLOWED)?,
+            bucket_full: self.count(timewaits::BUCKET_FULL)?,
+            end_not_seen: self.count(timewaits::END_NOT_SEEN)?,
+        })
     }
 }
 
-/// The state and duration of position `at` of [`Lives::dwell`]'s counts (`None` past the
-/// buckets in use, or for a state number the model does not know).
-pub fn bucket_at(at: usize) -> Option<(TcpState, u64)> {
+/// Maps `len` slots of the BPF_F_MMAPABLE array map `name` read-only.
+fn map_slots<T>(ebpf: &mut Ebpf, name: &str, len: u32) -> Result<memmap2::Mmap> {
+    let map = ebpf
+        .map(name)
+        .with_context(|| format!("{name} map missing"))?;
+    let aya::maps::Map::Array(data) = map else {
+        bail!("{name} is not an array map");
+    };
+    let bytes = len as usize * size_of::<T>();
+    // SAFETY: a read-only shared mapping of a BPF_F_MMAPABLE array of `len` slots that lives
+    // as long as this process holds the map; the kernel writes it meanwhile, so it is only
+    // read with volatile loads, slot by slot.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .len(bytes)
+            .map(data.fd().as_fd().as_raw_fd())
+    }
+    .with_context(|| format!("mapping the {name} map"))
+}
+
+/// What a position of the `DWELL` map counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    State(TcpState),
+    /// TIME_WAITs of the tracer's own network namespace, again (for its forecasts).
+    HomeTimeWait,
+}
+
+/// What position `at` of [`Lives::dwell_since`]'s counts counts, and its duration (`None`
+/// past the buckets in use, or for a state number the model does not know).
+pub fn bucket_at(at: usize) -> Option<(Counted, u64)> {
     let (entry, i) = (at as u32 / DWELL_CHUNK, at as u32 % DWELL_CHUNK);
-    let (state, chunk) = (entry / DWELL_CHUNKS, entry % DWELL_CHUNKS);
+    let (histogram, chunk) = (entry / DWELL_CHUNKS, entry % DWELL_CHUNKS);
     let bucket = chunk * DWELL_CHUNK + i;
     if bucket >= tracer_common::life::DWELL_BUCKETS {
         return None;
     }
-    let state = TcpState::from_kernel(*DWELL_STATES.get(state as usize)?)?;
-    Some((state, dwell_bucket_value(bucket)))
+    let counted = match histogram {
+        HOME_TIME_WAIT => Counted::HomeTimeWait,
+        h => Counted::State(TcpState::from_kernel(*DWELL_STATES.get(h as usize)?)?),
+    };
+    Some((counted, dwell_bucket_value(bucket)))
 }
 
 #[cfg(test)]
@@ -205,16 +299,26 @@ mod tests {
 
     #[test]
     fn positions_name_the_state_and_bucket_the_kernel_counted() {
-        for (state, ns) in [(1u8, 5u64), (2, 70_000), (8, 60_000_000_000), (11, 3)] {
+        for (state, ns) in [
+            (1u8, 5u64),
+            (2, 70_000),
+            (8, 60_000_000_000),
+            (11, 3),
+            (6, 7),
+        ] {
             let (entry, i) = dwell_entry(state, dwell_bucket(ns)).unwrap();
             let at = (entry * DWELL_CHUNK + i) as usize;
             let (named, value) = bucket_at(at).unwrap();
-            assert_eq!(named, TcpState::from_kernel(state).unwrap());
+            let state = TcpState::from_kernel(state).unwrap();
+            assert_eq!(named, Counted::State(state));
             assert!(
                 (value as f64 - ns as f64).abs() <= ns as f64 * 0.004,
                 "{ns} -> {value}"
             );
         }
+        let (entry, i) = tracer_common::life::histogram_entry(HOME_TIME_WAIT, 300);
+        let at = (entry * DWELL_CHUNK + i) as usize;
+        assert_eq!(bucket_at(at).map(|b| b.0), Some(Counted::HomeTimeWait));
         assert_eq!(bucket_at((DWELL_ENTRIES * DWELL_CHUNK) as usize), None);
     }
 }

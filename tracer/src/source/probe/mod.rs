@@ -130,6 +130,10 @@ fn attach_btf_tracepoint(
 /// aggregation loads the programs a second time).
 struct Host {
     choice: timewait::Choice,
+    /// `net.ipv4.tcp_max_tw_buckets` of this namespace: what sizes the kernel's timewait slots.
+    max_tw_buckets: u64,
+    /// This process's network namespace (inode number).
+    home_netns: u32,
     offsets: tracer_common::KernelOffsets,
     kernel: timewait::Kernel,
     btf: aya::Btf,
@@ -144,6 +148,9 @@ impl Host {
         let offsets = kernel_offsets(&btf_rs).context("reading struct offsets from kernel BTF")?;
         Ok(Host {
             choice: timewait::Choice::from_env()?,
+            max_tw_buckets: aggregate::read_max_tw_buckets(),
+            // The namespace the forecasts measure; 0 when unreadable (then none is home).
+            home_netns: crate::source::snapshot::current_netns(),
             offsets,
             kernel: timewait::Kernel {
                 hashdance: offsets::has_function(&btf_rs, "inet_twsk_hashdance_schedule"),
@@ -197,11 +204,17 @@ impl Probe {
             kernel,
             btf,
             layout,
+            ..
         } = host;
-        let slots = match aggregate {
-            Some(_) => aggregate::slots(crate::model::limits::configured_max_sockets()),
-            None => 1,
+        let max_sockets = crate::model::limits::configured_max_sockets();
+        let (slots, timewait_slots) = match aggregate {
+            Some(_) => (
+                aggregate::slots(max_sockets),
+                aggregate::timewait_slots(host.max_tw_buckets, max_sockets),
+            ),
+            None => (1, tracer_common::life::TIMEWAIT_WAYS),
         };
+        let tw_bucket_mask = timewait_slots / tracer_common::life::TIMEWAIT_WAYS - 1;
         let reqsk_value = kernel.reqsk_timer_handler.unwrap_or(0);
         let handler_value = kernel.tw_timer_handler.unwrap_or(0);
         // The per-socket maps of owner filters take memory only when one is set.
@@ -236,7 +249,10 @@ impl Probe {
             .override_global("RING_MASK", &ring_mask, true)
             .override_global("AGGREGATE", &aggregating, true)
             .override_global("SLOT_MASK", &slot_mask, true)
+            .override_global("TW_BUCKET_MASK", &tw_bucket_mask, true)
+            .override_global("HOME_NETNS", &host.home_netns, true)
             .map_max_entries("LIVES", slots)
+            .map_max_entries("TIMEWAITS", timewait_slots)
             .map_max_entries("DWELL", dwell_entries)
             .map_max_entries(fm::SOCKETS, entries(fm::SOCKETS_ENTRIES))
             .map_max_entries(fm::TUPLES, entries(fm::TUPLES_ENTRIES))
@@ -270,10 +286,18 @@ impl Probe {
         let rings = rings::Rings::take(&mut ebpf, layout)?;
         let lives = match aggregated {
             aggregate::Outcome::Attached => {
+                let mib = |n: u32, size: usize| n as f64 * size as f64 / (1 << 20) as f64;
                 log::info!(
-                    "kernel aggregation: durations counted in the kernel, a life record per connection"
+                    "kernel aggregation: durations counted in the kernel, a life record per \
+                     connection ({slots} lives and {timewait_slots} timewaits followed at once \
+                     at most, {:.1} MiB)",
+                    mib(slots, size_of::<tracer_common::life::LifeSlot>())
+                        + mib(
+                            timewait_slots,
+                            size_of::<tracer_common::life::TimewaitSlot>()
+                        )
                 );
-                Some(aggregate::Lives::take(&mut ebpf, slots)?)
+                Some(aggregate::Lives::take(&mut ebpf, slots, timewait_slots)?)
             }
             aggregate::Outcome::Refused(_) | aggregate::Outcome::NotAsked => None,
         };
@@ -321,13 +345,7 @@ impl Probe {
         self.rings.drain(out, true);
         self.print_messages();
         if let Some(lives) = &self.lives {
-            match lives.counts() {
-                Ok((followed, taken)) => log::debug!(
-                    "kernel aggregation: {followed} lives followed in the kernel, {taken} sent one \
-                     by one because their slot was taken"
-                ),
-                Err(e) => log::debug!("{e:#}"),
-            }
+            lives.log_counts();
         }
     }
 
