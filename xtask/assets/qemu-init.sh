@@ -13,7 +13,9 @@
 # 20 completed handshakes of the churn; the TIME_WAIT runs (`run`, port 8093 too) and
 # `histogram --state syn-recv` see them with the chosen path (fentry for TIME_WAIT, fentry and
 # fexit on the request sockets' timer handler) and with the timer path forced, and must count
-# the same.
+# the same. Two `run --quiet` over the TIME_WAIT ports count their TIME_WAITs under kernel
+# aggregation (the server-side one in the kernel to its end), chosen path and timer path, and
+# must agree with the `run` that sends every transition.
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -43,12 +45,18 @@ TRACER_TIMEWAIT_HOOKS=timer tracer closes --json --duration 120 --port 8080 > /t
 P5=$!
 TRACER_KERNEL_AGGREGATION=off tracer closes --json --duration 120 --port 8080 > /tmp/closes-off.json 2>/tmp/closes-off.err &
 P6=$!
-TW="run --json --no-socket --duration 120 --port 8090 --port 8091 --port 8093"
+TW="run --json --no-socket --duration 120 --port 8090 --port 8091 --port 8092 --port 8093"
 # Debug lines say which hooks follow request sockets.
 RUST_LOG=tracer=debug tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
 P3=$!
 TRACER_TIMEWAIT_HOOKS=timer tracer $TW > /tmp/tw-timer.json 2>/tmp/tw-timer.err &
 P4=$!
+# The same TIME_WAITs counted under kernel aggregation (5.12+), chosen path and timer path.
+TWA="run --quiet --json --no-socket --duration 120 --port 8090 --port 8091 --port 8092"
+RUST_LOG=tracer=debug tracer $TWA > /tmp/twa-auto.json 2>/tmp/twa-auto.err &
+P9=$!
+RUST_LOG=tracer=debug TRACER_TIMEWAIT_HOOKS=timer tracer $TWA > /tmp/twa-timer.json 2>/tmp/twa-timer.err &
+P10=$!
 HO="histogram --state syn-recv --json --duration 120 --port 8080 --port 8093"
 tracer $HO > /tmp/ho-hist-auto.json 2>/tmp/ho-hist-auto.err &
 P7=$!
@@ -58,7 +66,8 @@ n=0
 until grep -q Ctrl-C /tmp/closes.err && grep -q Ctrl-C /tmp/hist.err && grep -q Ctrl-C /tmp/closes-timer.err \
     && grep -q Ctrl-C /tmp/closes-off.err \
     && grep -q Ctrl-C /tmp/tw-auto.err && grep -q Ctrl-C /tmp/tw-timer.err \
-    && grep -q Ctrl-C /tmp/ho-hist-auto.err && grep -q Ctrl-C /tmp/ho-hist-timer.err; do
+    && grep -q Ctrl-C /tmp/ho-hist-auto.err && grep -q Ctrl-C /tmp/ho-hist-timer.err \
+    && grep -q Ctrl-C /tmp/twa-auto.err && grep -q Ctrl-C /tmp/twa-timer.err; do
     sleep 0.5; n=$((n+1)); [ $n -gt 480 ] && break
 done
 # Loading (the verifier, under software emulation) took this long.
@@ -71,7 +80,7 @@ unshare -n sh /timewait.sh
 sleep 3
 # The half-opens are dropped 3 s after their SYN: 6 s leaves room for a slow VM.
 while [ $(( $(date +%s) - SYNS_AT )) -lt 6 ]; do sleep 0.5; done
-kill -TERM $P1 $P2 $P3 $P4 $P5 $P6 $P7 $P8
+kill -TERM $P1 $P2 $P3 $P4 $P5 $P6 $P7 $P8 $P9 $P10
 wait
 echo "BEGIN-CLOSES"; cat /tmp/closes.json; echo "END-CLOSES"
 echo "BEGIN-CLOSES-TIMER"; cat /tmp/closes-timer.json; echo "END-CLOSES-TIMER"
@@ -98,6 +107,12 @@ for p in auto timer; do
     grep -E '"to":"TIME_WAIT"|"note":"(expired|ended_early)"|"final":true' /tmp/tw-$p.json
     echo "END-TW-$p"
 done
+for p in auto timer; do
+    echo "BEGIN-TWA-$p"
+    grep -E 'TIME_WAIT followed|no TIME_WAIT|kernel aggregation' /tmp/twa-$p.err | sed 's/^/SAID: /'
+    grep '"final":true' /tmp/twa-$p.json
+    echo "END-TWA-$p"
+done
 echo "STDERR:"; cat /tmp/states.err /tmp/closes.err /tmp/hist.err /tmp/closes-timer.err /tmp/closes-off.err /tmp/tw-auto.err /tmp/tw-timer.err \
-    /tmp/ho-hist-auto.err /tmp/ho-hist-timer.err
+    /tmp/ho-hist-auto.err /tmp/ho-hist-timer.err /tmp/twa-auto.err /tmp/twa-timer.err
 poweroff -f

@@ -4,6 +4,8 @@
 #   127.0.0.1:40000 -> :8090  TIME_WAIT 1, ended early by tw reuse; TIME_WAIT 2, ended early
 #                              when this namespace exits
 #   127.0.0.1:40000 -> :8091  a FIN_WAIT2 timewait that expires (tcp_fin_timeout 1 s)
+#   127.0.0.1:8092 <- :40000  the server closes first: its FIN_WAIT2 timewait turns TIME_WAIT
+#                              at the client's FIN, and ends early when this namespace exits
 # Each close is ordered by the programs, not by timing: under software emulation a server
 # that closed as soon as it had answered (httpd) sometimes closed first, and an orphan whose
 # FIN's ACK came while close() still held the socket was reset instead of handed over.
@@ -35,5 +37,12 @@ sleep 0.5
 kill $C
 sleep 2.5
 kill $S 2>/dev/null
+wait
+# A server that closes at once, without reading: its socket, orphaned, is handed to a timewait
+# socket in FIN_WAIT2 substate, which turns TIME_WAIT when the client closes at the server's
+# FIN (nc ends at its peer's EOF; its input stays open until then).
+nc -l -p 8092 -e true &
+sleep 0.5
+sleep 3 | nc 127.0.0.1 8092 >/dev/null
 wait
 echo "timewait scenario done"

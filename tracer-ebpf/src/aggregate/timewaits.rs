@@ -27,7 +27,7 @@ use tracer_common::{
     tcp_state::{FIN_WAIT2, TIME_WAIT},
 };
 
-use super::{BPF_F_MMAPABLE, count, record_dwell, record_histogram};
+use super::{BPF_F_MMAPABLE, count, record_dwell as record_dwell_inline, record_histogram};
 
 /// Buckets of [`TIMEWAITS`] minus one (a power of two minus one), written by the loader.
 #[unsafe(no_mangle)]
@@ -43,9 +43,9 @@ static HOME_NETNS: Global<u32> = Global::new(0);
 static TIMEWAITS: Array<TimewaitSlot> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 /// Per CPU: the followed timewait whose timer's cancel nothing has followed yet (its address,
-/// its slot).
+/// its slot, its cookie).
 #[map]
-static TW_PENDING: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+static TW_PENDING: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn key_of(t: &SockTuple) -> u64 {
@@ -186,7 +186,7 @@ pub fn event(id: &Id, t: &SockTuple) -> bool {
             s.cancel_substate = id.substate;
             if let Some(p) = TW_PENDING.get_ptr_mut(0) {
                 // SAFETY: this CPU's entry; nothing else runs on this CPU meanwhile.
-                unsafe { *p = [id.tw, at as u64] };
+                unsafe { *p = [id.tw, at as u64, id.cookie] };
             }
         }
     }
@@ -213,9 +213,20 @@ pub fn peer_sent_fin(peer: &SockTuple) {
     }
 }
 
-/// Settles a kill left pending on this CPU.
-#[inline(never)]
+/// Settles a kill left pending on this CPU: on every state change, so the check is inline and
+/// the rare work a subprogram.
+#[inline(always)]
 pub fn settle() {
+    // SAFETY: this CPU's entry.
+    if let Some(p) = TW_PENDING.get_ptr(0)
+        && unsafe { (*p)[0] } != 0
+    {
+        settle_pending();
+    }
+}
+
+#[inline(never)]
+fn settle_pending() {
     settle_except(0);
 }
 
@@ -226,7 +237,7 @@ fn settle_except(tw: u64) -> bool {
         return false;
     };
     // SAFETY: this CPU's entry.
-    let [pending, at] = unsafe { *p };
+    let [pending, at, cookie] = unsafe { *p };
     if pending == 0 {
         return false;
     }
@@ -236,7 +247,8 @@ fn settle_except(tw: u64) -> bool {
     clear_pending();
     if let Some(s) = slot_at(at as u32)
         && s.tw == pending
-        && s.cookie != 0
+        && s.cookie == cookie
+        && cookie != 0
         && s.cancel_ns != 0
     {
         end(s, s.cancel_ns, s.cancel_substate, true);
@@ -252,9 +264,23 @@ fn clear_pending() {
     }
 }
 
+/// [`super::record_dwell`] as a subprogram: the bucket's computation branches, and each of
+/// its paths would otherwise multiply the paths of what follows for the verifier (6.1 gave up
+/// on the fentry programs).
+#[inline(never)]
+fn record_dwell(state: u8, ns: u64) {
+    record_dwell_inline(state, ns);
+}
+
+/// [`super::record_histogram`] of the home TIME_WAITs, as a subprogram for the same reason.
+#[inline(never)]
+fn record_home(ns: u64) {
+    record_histogram(life::HOME_TIME_WAIT, ns);
+}
+
 /// Ends the timewait in `s` at `at_ns`, the kernel reporting `final_substate` then; `early`
 /// when killed before its timer ran out.
-#[inline(always)]
+#[inline(never)]
 fn end(s: &mut TimewaitSlot, at_ns: u64, final_substate: u8, early: bool) {
     let (mut substate, mut since) = (s.substate, s.since_ns);
     if substate == FIN_WAIT2 && final_substate == TIME_WAIT {
@@ -265,7 +291,7 @@ fn end(s: &mut TimewaitSlot, at_ns: u64, final_substate: u8, early: bool) {
     let ns = at_ns.saturating_sub(since);
     record_dwell(substate, ns);
     if substate == TIME_WAIT && s.netns == HOME_NETNS.load() {
-        record_histogram(life::HOME_TIME_WAIT, ns);
+        record_home(ns);
         if early {
             count(HOME_EARLY);
         }

@@ -17,6 +17,7 @@
 //! cannot attach (arch.rs): there tracer must choose the timer path itself.
 mod arch;
 mod half_open;
+mod kernel_timewaits;
 mod kernels;
 mod modules;
 mod scenario;
@@ -283,6 +284,23 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
         verdict(ok)
     );
     o.checks.push(("TIME_WAIT timer", ok));
+
+    let each = kernel_timewaits::each_summary(&out, "auto")?;
+    let fentry_expected = o.arch.no_fentry(o.series).is_none();
+    let runs = [
+        ("auto", "chosen path", fentry_expected),
+        ("timer", "timer path forced", false),
+    ];
+    for (name, what, fentry) in runs {
+        let a = kernel_timewaits::Aggregated::parse(&out, name)?;
+        let ok = a.ok(&each, o.aggregation, fentry);
+        println!(
+            "{tag} TIME_WAIT under kernel aggregation, {what}: {} -> {}",
+            a.describe(&each),
+            verdict(ok)
+        );
+        o.checks.push(("TIME_WAIT aggregated", ok));
+    }
 
     let auto = half_open::HalfOpens::parse(&out, "auto")?;
     let timer = half_open::HalfOpens::parse(&out, "timer")?;
