@@ -45,7 +45,8 @@ TRACER_TIMEWAIT_HOOKS=timer tracer closes --json --duration 120 --port 8080 > /t
 P5=$!
 TRACER_KERNEL_AGGREGATION=off tracer closes --json --duration 120 --port 8080 > /tmp/closes-off.json 2>/tmp/closes-off.err &
 P6=$!
-TW="run --json --no-socket --duration 120 --port 8090 --port 8091 --port 8092 --port 8093"
+# A summary (and the model's settling of timer cancels into ends) every second.
+TW="run --json --no-socket --interval 1s --duration 120 --port 8090 --port 8091 --port 8092 --port 8093"
 # Debug lines say which hooks follow request sockets.
 RUST_LOG=tracer=debug tracer $TW > /tmp/tw-auto.json 2>/tmp/tw-auto.err &
 P3=$!
@@ -76,8 +77,14 @@ i=0; while [ $i -lt 20 ]; do wget -q -O /dev/null http://127.0.0.1:8080/index.ht
 trc-syns 10.231.7.1 8093 5
 SYNS_AT=$(date +%s)
 unshare -n sh /timewait.sh
-# The namespace's TIME_WAITs are purged by a kernel worker shortly after it exits.
-sleep 3
+# The namespace's TIME_WAITs are purged by a kernel worker after it exits, seconds later under
+# emulation: until both per-transition runs have seen the 3 TIME_WAITs end early (at most 30 s).
+ended() { grep -c '"note":"ended_early"' "$1"; }
+n=0
+until [ "$(ended /tmp/tw-auto.json)" -ge 3 ] && [ "$(ended /tmp/tw-timer.json)" -ge 3 ]; do
+    sleep 0.5; n=$((n+1)); [ $n -gt 60 ] && break
+done
+echo "PURGED-AFTER-HALF-SECONDS $n"
 # The half-opens are dropped 3 s after their SYN: 6 s leaves room for a slow VM.
 while [ $(( $(date +%s) - SYNS_AT )) -lt 6 ]; do sleep 0.5; done
 kill -TERM $P1 $P2 $P3 $P4 $P5 $P6 $P7 $P8 $P9 $P10

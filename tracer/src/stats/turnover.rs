@@ -222,3 +222,45 @@ impl Turnover {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::model::Tuple;
+
+    const S: u64 = 1_000_000_000;
+
+    fn time_wait_end(ns: u64, note: Note) -> Step {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Step {
+            ts_ns: 100 * S,
+            sk: 1,
+            tuple: Tuple::new(ip, 80, ip, 40000),
+            netns: 7,
+            owner: Owner::default(),
+            from: TcpState::TimeWait,
+            to: TcpState::Close,
+            dwell_ns: Some(ns),
+            note: Some(note),
+            end: None,
+        }
+    }
+
+    #[test]
+    fn time_waits_the_kernel_counted_measure_as_their_ends_would() {
+        let mut by_step = Turnover::default();
+        for _ in 0..3 {
+            by_step.record(&time_wait_end(60 * S, Note::Expired));
+        }
+        by_step.record(&time_wait_end(2 * S, Note::EndedEarly));
+        let mut counted = Turnover::default();
+        counted.time_waits_counted(7, 60 * S, 3, 0);
+        counted.time_waits_counted(7, 2 * S, 1, 1);
+        let (a, b) = (by_step.netns(7).unwrap(), counted.netns(7).unwrap());
+        assert_eq!(a.time_wait, b.time_wait);
+        assert_eq!(a.quantile_secs(0.5), b.quantile_secs(0.5));
+        assert_eq!(b.time_wait.mean_secs(4), Some(45.5));
+    }
+}
