@@ -40,8 +40,8 @@ pub mod counts {
     pub const FOLLOWED: u32 = 0;
     /// Life starts sent one at a time because their slot was taken.
     pub const SLOT_TAKEN: u32 = 1;
-    /// Timewaits followed to their end in the kernel.
-    pub const TIMEWAITS: u32 = 2;
+    /// Timewaits that took a slot: the kernel follows them to their end.
+    pub const TIMEWAITS_TAKEN: u32 = 2;
     /// Timewaits sent one event at a time because their bucket was full.
     pub const TIMEWAIT_BUCKET_FULL: u32 = 3;
     /// TIME_WAITs of the tracer's own network namespace killed before their timer ran out.

@@ -237,8 +237,9 @@ fn change(ctx: &BtfTracePointContext, seen: Seen, cookie: u64, flags: u8) -> Res
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    // A FIN_WAIT2 that goes on in its timewait socket is timed by userspace, from its start
-    // here to the timewait's end or change to TIME_WAIT.
+    // A FIN_WAIT2 that goes on in its timewait socket is timed from its start here to the
+    // timewait's end or change to TIME_WAIT: by the timewait's slot (timewaits.rs) or, if it
+    // took none, by userspace.
     let continues = new == CLOSE
         && old == FIN_WAIT2
         && s.timewait_sk != 0

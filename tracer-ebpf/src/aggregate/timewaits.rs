@@ -10,7 +10,12 @@
 //! - on the timer hooks, the expiry or re-arm a cancel belongs to follows it at once on the
 //!   same CPU; a cancel nothing follows is a kill (tcp_tw_reuse, RST, netns exit), settled at
 //!   the next timewait or request socket timer event or state change on that CPU, and by
-//!   userspace at exit. On fentry a kill is an event of its own.
+//!   userspace at exit. On fentry a kill is an event of its own. (A PREEMPT_RT kernel runs
+//!   timers in a thread that could be preempted between the two: not supported there.)
+//!
+//! Two timewaits never share a tuple in one namespace at once, so a slot of its key that is
+//! still taken when a new timewait starts belongs to one whose kill is not settled yet, or
+//! whose end was never seen (counted).
 use aya_ebpf::{
     Global,
     helpers::bpf_ktime_get_boot_ns,
@@ -21,8 +26,7 @@ use tracer_common::{
     SockTuple, kind,
     life::{
         self, TIMEWAIT_WAYS, TimewaitSlot,
-        counts::TIMEWAITS as FOLLOWED,
-        counts::{HOME_EARLY, TIMEWAIT_BUCKET_FULL as BUCKET_FULL, TIMEWAIT_END_NOT_SEEN},
+        counts::{HOME_EARLY, TIMEWAIT_BUCKET_FULL, TIMEWAIT_END_NOT_SEEN, TIMEWAITS_TAKEN},
     },
     tcp_state::{FIN_WAIT2, TIME_WAIT},
 };
@@ -120,8 +124,10 @@ fn find(t: &SockTuple, cookie: u64, tw: u64) -> Option<(u32, &'static mut Timewa
 
 /// Timewait `tw` (`cookie`, tuple `t`, `substate`) takes over, now, the life of a listener's
 /// child that has been in `life_state` since `life_since`: `true` when it took a slot. A
-/// subprogram, as are the other entries here: the verifier then checks its paths once per
-/// caller's path, not multiplied by the caller's own.
+/// subprogram, as are `event` and the rare work of the others: the verifier then checks its
+/// paths once per caller's path, not multiplied by the caller's own. Two CPUs could take the
+/// same free slot in the same instant (no compare-and-swap before BPF v3, which the object is
+/// built without), as for the lives' slots.
 #[inline(never)]
 pub fn take(id: &Id, t: &SockTuple, life_state: u8, life_since: u64) -> bool {
     let key = key_of(t);
@@ -160,7 +166,7 @@ pub fn take(id: &Id, t: &SockTuple, life_state: u8, life_since: u64) -> bool {
         }
     }
     if free_at >= TIMEWAIT_WAYS {
-        count(BUCKET_FULL);
+        count(TIMEWAIT_BUCKET_FULL);
         return false;
     }
     let Some(s) = slot_at(bucket * TIMEWAIT_WAYS + free_at) else {
@@ -182,7 +188,7 @@ pub fn take(id: &Id, t: &SockTuple, life_state: u8, life_since: u64) -> bool {
     if let Some(t) = tags.get_mut(free_at as usize) {
         *t = tag(key);
     }
-    count(FOLLOWED);
+    count(TIMEWAITS_TAKEN);
     true
 }
 
@@ -202,7 +208,7 @@ pub struct Id {
 /// is sent.
 #[inline(never)]
 pub fn event(id: &Id, t: &SockTuple) -> bool {
-    let pending = settle_except(id.tw);
+    let pending = settle_except(id.tw, id.cookie);
     let Some((at, s)) = find(t, id.cookie, id.tw) else {
         return false;
     };
@@ -241,7 +247,7 @@ pub fn event(id: &Id, t: &SockTuple) -> bool {
 
 /// On the same host, the peer of a timewait in FIN_WAIT2 substate sends its FIN
 /// (`CLOSE_WAIT -> LAST_ACK` of a socket with tuple `peer`): the timewait is in TIME_WAIT now.
-#[inline(always)]
+#[inline(never)]
 pub fn peer_sent_fin(peer: &SockTuple) {
     let key = life::tuple_key(peer.netns, &peer.daddr, peer.dport, &peer.saddr, peer.sport);
     let bucket = bucket_of(key);
@@ -279,12 +285,13 @@ pub fn settle() {
 
 #[inline(never)]
 fn settle_pending() {
-    settle_except(0);
+    settle_except(0, 0);
 }
 
-/// Settles the kill pending on this CPU unless it is `tw`'s: returns whether it is.
+/// Settles the kill pending on this CPU unless it is that of timewait `tw` with `cookie` (a
+/// timewait's memory is soon reused): returns whether it is.
 #[inline(always)]
-fn settle_except(tw: u64) -> bool {
+fn settle_except(tw: u64, tw_cookie: u64) -> bool {
     let Some(p) = TW_PENDING.get_ptr_mut(0) else {
         return false;
     };
@@ -293,7 +300,7 @@ fn settle_except(tw: u64) -> bool {
     if pending == 0 {
         return false;
     }
-    if pending == tw {
+    if pending == tw && cookie == tw_cookie {
         return true;
     }
     clear_pending();

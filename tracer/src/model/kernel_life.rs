@@ -36,6 +36,10 @@ impl Model {
         );
         if starts {
             steps.extend(self.sockets.take_held_end(ev.sk));
+            // A handover left by an earlier life at this address whose CLOSE never came.
+            if self.kernel_handover.is_some_and(|(sk, _)| sk == ev.sk) {
+                self.kernel_handover = None;
+            }
         }
         let first = steps.len();
         // The last transition at the record's time, the one into `old` when the kernel says,
@@ -74,7 +78,6 @@ impl Model {
             self.before_last(ev, (new, timewait), life_flags, unsure, steps);
             self.apply_one(&change(old, new, ev.ts_ns), unsure, steps);
         }
-        self.kernel_handover = None;
         if new != TcpState::Close
             && let Some(tw) = timewait
         {

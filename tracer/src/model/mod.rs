@@ -29,6 +29,7 @@ pub use limits::{DEFAULT_MAX_SOCKETS, Evictions, Limits};
 pub use owners::OwnerId;
 pub use seed::Seed;
 pub use state::{OPEN_STATES, TcpState};
+pub use timewait::CANCEL_GRACE_NS;
 
 use half_open::HalfOpens;
 use owners::Owners;
@@ -176,8 +177,8 @@ pub struct Model {
     unsure_until_ns: u64,
     /// Timewait events waiting for the LIFE record that carries their timewait's start.
     ahead: Vec<Event>,
-    /// While a LIFE record is applied: its socket and the handover to a timewait the kernel
-    /// follows (of which the model keeps nothing), for its CLOSE.
+    /// A socket whose LIFE record said the kernel follows its timewait (the model keeps
+    /// nothing of it), and that handover, for its CLOSE: in the record, or one by one after it.
     kernel_handover: Option<(u64, sockets::Handover)>,
 }
 
@@ -272,8 +273,11 @@ impl Model {
                     TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing
                 );
                 let handed = if new == TcpState::Close && from_closing {
-                    match self.kernel_handover.take() {
-                        Some((sk, handed)) if sk == ev.sk => handed,
+                    match self.kernel_handover {
+                        Some((sk, handed)) if sk == ev.sk => {
+                            self.kernel_handover = None;
+                            handed
+                        }
                         _ => self.timewaits.takes_over(&ev.tuple, ev.netns, unsure),
                     }
                 } else {

@@ -178,7 +178,7 @@ impl Turnover {
         t.time_wait.count += n;
         t.time_wait.sum_ns += u128::from(ns) * u128::from(n);
         t.time_wait.early += early;
-        let _ = t.histogram.record_n((ns / 1_000_000).max(1), n);
+        t.histogram.saturating_record_n((ns / 1_000_000).max(1), n);
     }
 
     fn time_wait_ended(&mut self, step: &Step) {

@@ -11,6 +11,10 @@ use super::scenario::between;
 const MIN_TIME_WAIT_ENDS: u64 = 3;
 /// The states whose counts must agree.
 const STATES: [&str; 2] = ["TIME_WAIT", "FIN_WAIT2"];
+/// Two tracers on one hook read the clock apart (milliseconds under emulation), and the
+/// kernel's histograms give a bucket's midpoint (0.4 %).
+const MEDIAN_TOLERANCE: f64 = 0.05;
+const MEDIAN_SLACK_NS: f64 = 5_000_000.0;
 
 /// What one aggregating `run --quiet` said and counted.
 #[derive(Debug, Default)]
@@ -47,30 +51,33 @@ impl Aggregated {
         self.said.iter().find_map(|l| {
             let rest = l.split("kernel aggregation: ").nth(1)?;
             let (n, what) = rest.split_once(' ')?;
-            what.starts_with("timewaits followed to their end")
+            what.starts_with("timewaits followed in the kernel")
                 .then(|| n.parse().ok())
                 .flatten()
         })
     }
 
     /// Agrees with `each` (the per-transition run's final summary) on the TIME_WAIT and
-    /// FIN_WAIT2 counts, ended and in progress, with at least [`MIN_TIME_WAIT_ENDS`] ended,
-    /// nothing lost, TIME_WAIT followed with fentry when `fentry` is expected, and (when
-    /// `aggregation` is expected) a timewait followed in the kernel.
-    pub fn ok(&self, each: &Value, aggregation: bool, fentry: bool) -> bool {
+    /// FIN_WAIT2 counts, ended and in progress, and medians (within [`MEDIAN_TOLERANCE`] or
+    /// [`MEDIAN_SLACK_NS`]), with at least [`MIN_TIME_WAIT_ENDS`] ended, nothing lost, the
+    /// TIME_WAIT path its stderr line names starting with `path`, and (when `aggregation` is
+    /// expected) a timewait followed in the kernel.
+    pub fn ok(&self, each: &Value, aggregation: bool, path: &str) -> bool {
         let same = STATES
             .iter()
             .all(|s| counts(&self.summary, s) == counts(each, s));
+        let medians = STATES.iter().all(|s| {
+            let (got, want) = (median(&self.summary, s), median(each, s));
+            got.abs_diff(want) as f64 <= (want as f64 * MEDIAN_TOLERANCE).max(MEDIAN_SLACK_NS)
+        });
         let ended = counts(&self.summary, "TIME_WAIT").0;
         let in_kernel = self.followed_in_kernel().unwrap_or(0) >= 1;
-        let path = self
-            .said
-            .iter()
-            .any(|l| l.starts_with("TIME_WAIT followed with fentry"));
-        same && ended >= MIN_TIME_WAIT_ENDS
+        let on_path = self.said.iter().any(|l| l.starts_with(path));
+        same && medians
+            && ended >= MIN_TIME_WAIT_ENDS
             && self.summary["lost"] == 0
             && (!aggregation || in_kernel)
-            && (!fentry || path)
+            && on_path
     }
 
     pub fn describe(&self, each: &Value) -> String {
@@ -106,6 +113,17 @@ pub fn each_summary(out: &str, name: &str) -> Result<Value> {
         .context("no final summary of the per-transition run")
 }
 
+/// The median duration of `state` in a summary (0 when none ended).
+fn median(summary: &Value, state: &str) -> u64 {
+    summary["states"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["state"] == state)
+        .and_then(|s| s["p50_ns"].as_u64())
+        .unwrap_or(0)
+}
+
 /// (ended, in progress) of `state` in a summary.
 fn counts(summary: &Value, state: &str) -> (u64, u64) {
     summary["states"]
@@ -125,41 +143,46 @@ fn counts(summary: &Value, state: &str) -> (u64, u64) {
 mod tests {
     use super::*;
 
-    fn summary(tw: (u64, u64), fw2: (u64, u64)) -> String {
+    const S: u64 = 1_000_000_000;
+    const FENTRY: &str = "TIME_WAIT followed with fentry";
+    const FOLLOWED: &str = "debug: kernel aggregation: 1 timewaits followed in the kernel, 0 sent \
+                            one event at a time because their bucket was full, 0 whose end was \
+                            never seen";
+
+    fn summary(tw: (u64, u64), tw_p50: u64) -> String {
         format!(
-            r#"{{"type":"summary","final":true,"lost":0,"states":[{{"state":"FIN_WAIT2","count":{},"in_progress":{}}},{{"state":"TIME_WAIT","count":{},"in_progress":{}}}]}}"#,
-            fw2.0, fw2.1, tw.0, tw.1
+            r#"{{"type":"summary","final":true,"lost":0,"states":[{{"state":"FIN_WAIT2","count":4,"in_progress":0,"p50_ns":2000}},{{"state":"TIME_WAIT","count":{},"in_progress":{},"p50_ns":{tw_p50}}}]}}"#,
+            tw.0, tw.1
         )
     }
 
-    fn section(said: &str, tw: (u64, u64)) -> String {
+    fn section(said: &str, tw: (u64, u64), tw_p50: u64) -> String {
         format!(
-            "BEGIN-TWA-auto\nSAID: {said}\n{}\nEND-TWA-auto",
-            summary(tw, (4, 0))
+            "BEGIN-TWA-auto\nSAID: TIME_WAIT followed with fentry on x\nSAID: {said}\n{}\nEND-TWA-auto",
+            summary(tw, tw_p50)
         )
     }
-
-    const FOLLOWED: &str = "debug: kernel aggregation: 1 timewaits followed to their end in the \
-                            kernel, 0 sent one event at a time because their bucket was full, 0 \
-                            whose end was never seen";
 
     #[test]
     fn the_same_counts_with_one_timewait_in_the_kernel_pass() {
-        let each: Value = serde_json::from_str(&summary((3, 0), (4, 0))).unwrap();
-        let a = Aggregated::parse(&section(FOLLOWED, (3, 0)), "auto").unwrap();
+        let each: Value = serde_json::from_str(&summary((3, 0), 10 * S)).unwrap();
+        let a = Aggregated::parse(&section(FOLLOWED, (3, 0), 10 * S + 1_000), "auto").unwrap();
         assert_eq!(a.followed_in_kernel(), Some(1));
-        assert!(a.ok(&each, true, false), "{}", a.describe(&each));
-        assert!(!a.ok(&each, true, true), "no fentry line");
-        let fewer = Aggregated::parse(&section(FOLLOWED, (2, 1)), "auto").unwrap();
-        assert!(!fewer.ok(&each, true, false));
+        assert!(a.ok(&each, true, FENTRY), "{}", a.describe(&each));
+        let timer = "TIME_WAIT followed through the timer";
+        assert!(!a.ok(&each, true, timer), "not on the timer path");
+        let fewer = Aggregated::parse(&section(FOLLOWED, (2, 1), 10 * S), "auto").unwrap();
+        assert!(!fewer.ok(&each, true, FENTRY));
+        let longer = Aggregated::parse(&section(FOLLOWED, (3, 0), 11 * S), "auto").unwrap();
+        assert!(!longer.ok(&each, true, FENTRY), "a median 10 % off");
     }
 
     #[test]
     fn no_timewait_in_the_kernel_fails_only_where_aggregation_is_expected() {
-        let each: Value = serde_json::from_str(&summary((3, 0), (4, 0))).unwrap();
-        let a =
-            Aggregated::parse(&section("kernel aggregation unavailable", (3, 0)), "auto").unwrap();
-        assert!(!a.ok(&each, true, false));
-        assert!(a.ok(&each, false, false));
+        let each: Value = serde_json::from_str(&summary((3, 0), S)).unwrap();
+        let said = "kernel aggregation unavailable";
+        let a = Aggregated::parse(&section(said, (3, 0), S), "auto").unwrap();
+        assert!(!a.ok(&each, true, FENTRY));
+        assert!(a.ok(&each, false, FENTRY));
     }
 }

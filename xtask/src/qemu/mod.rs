@@ -286,14 +286,21 @@ fn one(work: &Path, tracer: &Path, o: &mut Outcome) -> Result<()> {
     o.checks.push(("TIME_WAIT timer", ok));
 
     let each = kernel_timewaits::each_summary(&out, "auto")?;
-    let fentry_expected = o.arch.no_fentry(o.series).is_none();
+    let (fentry_line, timer_line) = (
+        "TIME_WAIT followed with fentry",
+        "TIME_WAIT followed through the timer",
+    );
+    let chosen = match o.arch.no_fentry(o.series) {
+        None => fentry_line,
+        Some(_) => timer_line,
+    };
     let runs = [
-        ("auto", "chosen path", fentry_expected),
-        ("timer", "timer path forced", false),
+        ("auto", "chosen path", chosen),
+        ("timer", "timer path forced", timer_line),
     ];
-    for (name, what, fentry) in runs {
+    for (name, what, path) in runs {
         let a = kernel_timewaits::Aggregated::parse(&out, name)?;
-        let ok = a.ok(&each, o.aggregation, fentry);
+        let ok = a.ok(&each, o.aggregation, path);
         println!(
             "{tag} TIME_WAIT under kernel aggregation, {what}: {} -> {}",
             a.describe(&each),

@@ -219,9 +219,9 @@ impl Lives {
         }
         match self.timewait_counts() {
             Ok(c) => log::debug!(
-                "kernel aggregation: {} timewaits followed to their end in the kernel, {} sent \
-                 one event at a time because their bucket was full, {} whose end was never seen",
-                c.followed,
+                "kernel aggregation: {} timewaits followed in the kernel, {} sent one event at a \
+                 time because their bucket was full, {} whose end was never seen",
+                c.taken,
                 c.bucket_full,
                 c.end_not_seen
             ),
@@ -232,9 +232,9 @@ impl Lives {
     /// The kernel's counts of timewaits.
     pub fn timewait_counts(&self) -> Result<TimewaitCounts> {
         Ok(TimewaitCounts {
-            followed: self.count(timewaits::FOLLOWED)?,
-            bucket_full: self.count(timewaits::BUCKET_FULL)?,
-            end_not_seen: self.count(timewaits::END_NOT_SEEN)?,
+            taken: self.count(timewaits::TIMEWAITS_TAKEN)?,
+            bucket_full: self.count(timewaits::TIMEWAIT_BUCKET_FULL)?,
+            end_not_seen: self.count(timewaits::TIMEWAIT_END_NOT_SEEN)?,
         })
     }
 }

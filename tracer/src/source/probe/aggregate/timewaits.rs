@@ -7,10 +7,8 @@ use tracer_common::life::{TIMEWAIT_WAYS, TimewaitSlot};
 
 use crate::model::{Note, Step, TcpState, Tuple};
 
-pub use tracer_common::life::counts::HOME_EARLY;
 pub(super) use tracer_common::life::counts::{
-    TIMEWAIT_BUCKET_FULL as BUCKET_FULL, TIMEWAIT_END_NOT_SEEN as END_NOT_SEEN,
-    TIMEWAITS as FOLLOWED,
+    HOME_EARLY, TIMEWAIT_BUCKET_FULL, TIMEWAIT_END_NOT_SEEN, TIMEWAITS_TAKEN,
 };
 
 /// At most 2^19 slots (28 MiB).
@@ -19,8 +17,8 @@ const MAX_SLOTS: u32 = 1 << 19;
 const MIN_SLOTS: u32 = 64 * TIMEWAIT_WAYS;
 
 /// How long after a cancel a kill is certain: an expiry or re-arm follows its cancel within
-/// microseconds (the model waits as long for the same reason).
-const KILL_AFTER_NS: u64 = 5_000_000;
+/// microseconds.
+const KILL_AFTER_NS: u64 = crate::model::CANCEL_GRACE_NS;
 
 /// Slots for the timewaits of a host that holds at most `max_tw_buckets` of them (its
 /// `net.ipv4.tcp_max_tw_buckets`) and a model capped at `max_sockets`: twice the smaller of
@@ -51,8 +49,8 @@ pub fn read_max_tw_buckets() -> u64 {
 /// What the kernel counted of timewaits, since the attach.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimewaitCounts {
-    /// Followed to their end in the kernel.
-    pub followed: u64,
+    /// That took a slot: followed in the kernel to their end.
+    pub taken: u64,
     /// Sent one event at a time because their bucket was full.
     pub bucket_full: u64,
     /// Taken back from a timewait whose end was never seen.
@@ -62,7 +60,8 @@ pub struct TimewaitCounts {
 /// The steps of the timewaits in `slots` whose timer was cancelled long enough before `now_ns`
 /// for nothing to have followed: kills the kernel settles only at its next event on that CPU,
 /// counted here once the programs run no more (the kernel's rule: a FIN_WAIT2 substate that
-/// ends in TIME_WAIT without a visible re-arm counts TIME_WAIT from its start).
+/// ends in TIME_WAIT without a visible re-arm counts TIME_WAIT from its start). The slots keep
+/// no addresses: the steps have the namespace and none (0.0.0.0:0).
 pub fn ended_at_exit(slots: impl Iterator<Item = TimewaitSlot>, now_ns: u64) -> Vec<Step> {
     let mut steps = Vec::new();
     let killed = slots.filter(|s| {
