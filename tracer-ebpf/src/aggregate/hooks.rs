@@ -54,20 +54,16 @@ pub fn timewait_event(seen: &Seen, event_kind: u8, certain: bool) -> Result<Time
         event_kind,
         certain,
     };
-    let life = slot_of_timewait(cookie, &t);
-    // The first start of a followed life's timewait: no timewait slot to look for yet.
-    let first = event_kind == tracer_common::kind::TW_START
-        && life.as_ref().is_some_and(|s| s.timewait_sk == 0);
-    if !first && timewaits::event(&id, &t) {
+    if timewaits::event(&id, &t) {
         return Ok(Timewait::Followed);
     }
-    let Some(s) = life else {
+    let Some(s) = slot_of_timewait(cookie, &t) else {
         return Ok(Timewait::Alone);
     };
     if s.timewait_sk == tw as u64 {
         return Ok(Timewait::Ahead);
     }
-    if !first {
+    if event_kind != tracer_common::kind::TW_START || s.timewait_sk != 0 {
         return Ok(Timewait::Alone);
     }
     // SAFETY: helper without arguments.

@@ -15,7 +15,11 @@
 //!
 //! Two timewaits never share a tuple in one namespace at once, so a slot of its key that is
 //! still taken when a new timewait starts belongs to one whose kill is not settled yet, or
-//! whose end was never seen (counted).
+//! whose end was never seen (counted). Two CPUs could take the same free slot in the same
+//! instant (no compare-and-swap before BPF v3, which the object is built without), as for the
+//! lives' slots. The entries here that search a bucket or end a timewait are BPF
+//! subprograms: the verifier then checks their paths once per caller's path, not multiplied by
+//! the caller's own (6.1 gave up on the fentry programs at a million instructions).
 use aya_ebpf::{
     Global,
     helpers::bpf_ktime_get_boot_ns,
@@ -46,11 +50,6 @@ static HOME_NETNS: Global<u32> = Global::new(0);
 #[map]
 static TIMEWAITS: Array<TimewaitSlot> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
-/// Per bucket of [`TIMEWAITS`], the [`tag`] of each of its slots (0: free): one cache line, so
-/// a bucket is searched here and only the slot found is read (a bucket's slots span seven).
-#[map]
-static TW_TAGS: Array<[u64; TIMEWAIT_WAYS as usize]> = Array::with_max_entries(1, 0);
-
 /// Per CPU: the followed timewait whose timer's cancel nothing has followed yet (its address,
 /// its slot, its cookie).
 #[map]
@@ -61,33 +60,9 @@ fn key_of(t: &SockTuple) -> u64 {
     life::tuple_key(t.netns, &t.saddr, t.sport, &t.daddr, t.dport)
 }
 
-/// The bucket of `key`.
 #[inline(always)]
-fn bucket_of(key: u64) -> u32 {
-    (key >> 32) as u32 & TW_BUCKET_MASK.load()
-}
-
-/// A slot's tag in [`TW_TAGS`]: its key, never 0.
-#[inline(always)]
-fn tag(key: u64) -> u64 {
-    key | 1
-}
-
-#[inline(always)]
-fn tags_of(bucket: u32) -> Option<&'static mut [u64; TIMEWAIT_WAYS as usize]> {
-    // SAFETY: as for the slots.
-    TW_TAGS.get_ptr_mut(bucket).map(|p| unsafe { &mut *p })
-}
-
-/// Frees slot `at`: its tag, then the slot.
-#[inline(always)]
-fn free(at: u32, s: &mut TimewaitSlot) {
-    if let Some(tags) = tags_of(at / TIMEWAIT_WAYS)
-        && let Some(t) = tags.get_mut((at % TIMEWAIT_WAYS) as usize)
-    {
-        *t = 0;
-    }
-    s.cookie = 0;
+fn first_of(key: u64) -> u32 {
+    ((key >> 32) as u32 & TW_BUCKET_MASK.load()) * TIMEWAIT_WAYS
 }
 
 #[inline(always)]
@@ -107,16 +82,11 @@ fn now() -> u64 {
 #[inline(always)]
 fn find(t: &SockTuple, cookie: u64, tw: u64) -> Option<(u32, &'static mut TimewaitSlot)> {
     let key = key_of(t);
-    let bucket = bucket_of(key);
-    let tags = tags_of(bucket)?;
+    let first = first_of(key);
     for i in 0..TIMEWAIT_WAYS {
-        if tags[i as usize] != tag(key) {
-            continue;
-        }
-        let at = bucket * TIMEWAIT_WAYS + i;
-        let s = slot_at(at)?;
+        let s = slot_at(first + i)?;
         if s.cookie == cookie && s.tw == tw && s.key == key && cookie != 0 {
-            return Some((at, s));
+            return Some((first + i, s));
         }
     }
     None
@@ -124,52 +94,41 @@ fn find(t: &SockTuple, cookie: u64, tw: u64) -> Option<(u32, &'static mut Timewa
 
 /// Timewait `tw` (`cookie`, tuple `t`, `substate`) takes over, now, the life of a listener's
 /// child that has been in `life_state` since `life_since`: `true` when it took a slot. A
-/// subprogram, as are `event` and the rare work of the others: the verifier then checks its
-/// paths once per caller's path, not multiplied by the caller's own. Two CPUs could take the
-/// same free slot in the same instant (no compare-and-swap before BPF v3, which the object is
-/// built without), as for the lives' slots.
+/// subprogram, as are the other entries here: the verifier then checks its paths once per
+/// caller's path, not multiplied by the caller's own.
 #[inline(never)]
 pub fn take(id: &Id, t: &SockTuple, life_state: u8, life_since: u64) -> bool {
     let key = key_of(t);
-    let bucket = bucket_of(key);
-    let Some(tags) = tags_of(bucket) else {
-        return false;
-    };
-    let (mut free_at, mut stale) = (u32::MAX, u32::MAX);
+    let first = first_of(key);
+    let (mut free, mut stale) = (u32::MAX, u32::MAX);
     for i in 0..TIMEWAIT_WAYS {
-        let t = tags[i as usize];
-        if t == 0 && free_at == u32::MAX {
-            free_at = i;
-        } else if t == tag(key) {
-            stale = i;
+        let Some(s) = slot_at(first + i) else {
+            return false;
+        };
+        if s.cookie == 0 {
+            if free == u32::MAX {
+                free = first + i;
+            }
+        } else if s.key == key {
+            stale = first + i;
         }
     }
-    if stale != u32::MAX
-        && let Some(s) = slot_at(bucket * TIMEWAIT_WAYS + stale)
-    {
+    if let Some(s) = slot_at(stale) {
         // An earlier timewait of this tuple (two never share one at once): killed with its
         // kill not settled yet, or ended unseen.
         match s.cancel_ns {
             0 => {
                 count(TIMEWAIT_END_NOT_SEEN);
-                free(bucket * TIMEWAIT_WAYS + stale, s);
+                s.cookie = 0;
             }
-            at_ns => end(
-                bucket * TIMEWAIT_WAYS + stale,
-                at_ns,
-                s.cancel_substate,
-                true,
-            ),
+            at => end(s, at, s.cancel_substate, true),
         }
-        if free_at == u32::MAX {
-            free_at = stale;
+        if free == u32::MAX {
+            free = stale;
         }
     }
-    if free_at >= TIMEWAIT_WAYS {
+    let Some(s) = slot_at(free) else {
         count(TIMEWAIT_BUCKET_FULL);
-        return false;
-    }
-    let Some(s) = slot_at(bucket * TIMEWAIT_WAYS + free_at) else {
         return false;
     };
     let now = now();
@@ -185,9 +144,6 @@ pub fn take(id: &Id, t: &SockTuple, life_state: u8, life_since: u64) -> bool {
     s.substate = id.substate;
     s.cancel_substate = 0;
     s.cookie = id.cookie;
-    if let Some(t) = tags.get_mut(free_at as usize) {
-        *t = tag(key);
-    }
     count(TIMEWAITS_TAKEN);
     true
 }
@@ -230,9 +186,9 @@ pub fn event(id: &Id, t: &SockTuple) -> bool {
             if pending {
                 clear_pending();
             }
-            end(at, now, id.substate, false);
+            end(s, now, id.substate, false);
         }
-        _ if id.certain => end(at, now, id.substate, true),
+        _ if id.certain => end(s, now, id.substate, true),
         _ => {
             s.cancel_ns = now;
             s.cancel_substate = id.substate;
@@ -247,18 +203,12 @@ pub fn event(id: &Id, t: &SockTuple) -> bool {
 
 /// On the same host, the peer of a timewait in FIN_WAIT2 substate sends its FIN
 /// (`CLOSE_WAIT -> LAST_ACK` of a socket with tuple `peer`): the timewait is in TIME_WAIT now.
-#[inline(never)]
+#[inline(always)]
 pub fn peer_sent_fin(peer: &SockTuple) {
     let key = life::tuple_key(peer.netns, &peer.daddr, peer.dport, &peer.saddr, peer.sport);
-    let bucket = bucket_of(key);
-    let Some(tags) = tags_of(bucket) else {
-        return;
-    };
+    let first = first_of(key);
     for i in 0..TIMEWAIT_WAYS {
-        if tags[i as usize] != tag(key) {
-            continue;
-        }
-        let Some(s) = slot_at(bucket * TIMEWAIT_WAYS + i) else {
+        let Some(s) = slot_at(first + i) else {
             return;
         };
         if s.cookie != 0 && s.key == key && s.substate == FIN_WAIT2 {
@@ -310,7 +260,7 @@ fn settle_except(tw: u64, tw_cookie: u64) -> bool {
         && cookie != 0
         && s.cancel_ns != 0
     {
-        end(at as u32, s.cancel_ns, s.cancel_substate, true);
+        end(s, s.cancel_ns, s.cancel_substate, true);
     }
     false
 }
@@ -337,13 +287,10 @@ fn record_home(ns: u64) {
     record_histogram(life::HOME_TIME_WAIT, ns);
 }
 
-/// Ends the timewait in slot `at` at `at_ns`, the kernel reporting `final_substate` then;
-/// `early` when killed before its timer ran out.
+/// Ends the timewait in `s` at `at_ns`, the kernel reporting `final_substate` then; `early`
+/// when killed before its timer ran out.
 #[inline(never)]
-fn end(at: u32, at_ns: u64, final_substate: u8, early: bool) {
-    let Some(s) = slot_at(at) else {
-        return;
-    };
+fn end(s: &mut TimewaitSlot, at_ns: u64, final_substate: u8, early: bool) {
     let (mut substate, mut since) = (s.substate, s.since_ns);
     if substate == FIN_WAIT2 && final_substate == TIME_WAIT {
         // The FIN arrived without a visible re-arm: TIME_WAIT counts from the start.
@@ -358,5 +305,5 @@ fn end(at: u32, at_ns: u64, final_substate: u8, early: bool) {
             count(HOME_EARLY);
         }
     }
-    free(at, s);
+    s.cookie = 0;
 }

@@ -86,7 +86,9 @@ impl Collector {
 
     /// The timewait kills the kernel had not settled (it does at its next event on that CPU):
     /// their steps, once the durations it did count are read. The programs stay attached
-    /// until the process exits, but nothing reads the kernel's counts after this.
+    /// until the process exits, but nothing reads the kernel's counts after this. A kill the
+    /// kernel settles between that last read and this one is in neither: one lost end rather
+    /// than one counted twice.
     fn kills_at_exit(&mut self, sink: &mut dyn Sink) -> Result<()> {
         let now_ns = self.now_ns();
         let Source::Live(Probe {

@@ -282,7 +282,29 @@ impl Collector {
             undecodable: self.undecodable,
             evicted: self.model.evictions().total(),
             max_sockets: self.model.limits().sockets as u64,
-            gaps: self.model.anomalies().gaps(),
+            gaps: self
+                .model
+                .anomalies()
+                .gaps()
+                .saturating_add(self.kernel_ends_not_seen()),
+        }
+    }
+
+    /// Timewaits followed in the kernel whose end never came (their slot was taken back by a
+    /// new timewait of their tuple): the model counts the same among its gaps.
+    fn kernel_ends_not_seen(&self) -> u64 {
+        let Source::Live(Probe {
+            lives: Some(lives), ..
+        }) = &self.source
+        else {
+            return 0;
+        };
+        match lives.timewait_counts() {
+            Ok(c) => c.end_not_seen,
+            Err(e) => {
+                log::debug!("{e:#}");
+                0
+            }
         }
     }
 

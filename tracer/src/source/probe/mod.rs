@@ -253,7 +253,6 @@ impl Probe {
             .override_global("HOME_NETNS", &host.home_netns, true)
             .map_max_entries("LIVES", slots)
             .map_max_entries("TIMEWAITS", timewait_slots)
-            .map_max_entries("TW_TAGS", tw_bucket_mask + 1)
             .map_max_entries("DWELL", dwell_entries)
             .map_max_entries(fm::SOCKETS, entries(fm::SOCKETS_ENTRIES))
             .map_max_entries(fm::TUPLES, entries(fm::TUPLES_ENTRIES))
