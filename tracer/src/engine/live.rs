@@ -91,10 +91,7 @@ impl Collector {
     /// than one counted twice.
     fn kills_at_exit(&mut self, sink: &mut dyn Sink) -> Result<()> {
         let now_ns = self.now_ns();
-        let Source::Live(Probe {
-            lives: Some(lives), ..
-        }) = &self.source
-        else {
+        let Some(lives) = self.lives() else {
             return Ok(());
         };
         let steps = lives.ended_at_exit(now_ns);

@@ -293,10 +293,7 @@ impl Collector {
     /// Timewaits followed in the kernel whose end never came (their slot was taken back by a
     /// new timewait of their tuple): the model counts the same among its gaps.
     fn kernel_ends_not_seen(&self) -> u64 {
-        let Source::Live(Probe {
-            lives: Some(lives), ..
-        }) = &self.source
-        else {
+        let Some(lives) = self.lives() else {
             return 0;
         };
         match lives.timewait_counts() {
@@ -346,10 +343,7 @@ impl Collector {
     /// life the kernel follows (kernel aggregation).
     pub fn open_by_state(&self, now_ns: u64) -> [Open; TcpState::ALL.len()] {
         let mut open = self.model.open_by_state(now_ns);
-        if let Source::Live(Probe {
-            lives: Some(lives), ..
-        }) = &self.source
-        {
+        if let Some(lives) = self.lives() {
             for (state, since_ns, sk) in lives.open() {
                 // A child the kernel took over a moment ago, still in the model's SYN_RECV
                 // until its flagged change is read: counted once, there.
@@ -367,6 +361,14 @@ impl Collector {
             }
         }
         open
+    }
+
+    /// Kernel aggregation's maps, when live and chosen.
+    fn lives(&self) -> Option<&crate::source::probe::aggregate::Lives> {
+        match &self.source {
+            Source::Live(probe) => probe.lives.as_ref(),
+            Source::Replay(_) => None,
+        }
     }
 
     /// Call once the results are out: the error that cut a replay short, if any (what came

@@ -152,10 +152,7 @@ impl Lives {
     /// Every life followed now: its state, when it entered it, and its socket's address. A
     /// slot that is closing (its record on the way) is left out.
     pub fn open(&self) -> impl Iterator<Item = (TcpState, u64, u64)> + '_ {
-        let base = self.slots.as_ptr().cast::<LifeSlot>();
-        (0..self.len).filter_map(move |i| {
-            // SAFETY: `i` is within the mapping; LifeSlot is plain data, every bit pattern valid.
-            let slot = unsafe { base.add(i).read_volatile() };
+        read_slots::<LifeSlot>(&self.slots, self.len).filter_map(|slot| {
             if slot.cookie == 0 || slot.state == tracer_common::tcp_state::CLOSE {
                 return None;
             }
@@ -190,10 +187,7 @@ impl Lives {
 
     /// Every timewait slot, read as it is now.
     fn timewaits(&self) -> impl Iterator<Item = TimewaitSlot> + '_ {
-        let base = self.timewaits.as_ptr().cast::<TimewaitSlot>();
-        // SAFETY: `i` is within the mapping; TimewaitSlot is plain data, every bit pattern
-        // valid.
-        (0..self.timewaits_len).map(move |i| unsafe { base.add(i).read_volatile() })
+        read_slots::<TimewaitSlot>(&self.timewaits, self.timewaits_len)
     }
 
     /// The steps of the kills the kernel had not settled by `now_ns`: call once its
@@ -237,6 +231,18 @@ impl Lives {
             end_not_seen: self.count(timewaits::TIMEWAIT_END_NOT_SEEN)?,
         })
     }
+}
+
+/// The `len` slots of a mapping made by [`map_slots`], each read as it is now (the kernel
+/// writes them meanwhile: volatile loads, slot by slot).
+fn read_slots<'a, T: Copy + 'a>(
+    map: &'a memmap2::Mmap,
+    len: usize,
+) -> impl Iterator<Item = T> + 'a {
+    let base = map.as_ptr().cast::<T>();
+    // SAFETY: `map_slots` mapped `len` slots of `T`; the slot types are plain data
+    // (`LifeSlot`, `TimewaitSlot`), every bit pattern valid.
+    (0..len.min(map.len() / size_of::<T>())).map(move |i| unsafe { base.add(i).read_volatile() })
 }
 
 /// Maps `len` slots of the BPF_F_MMAPABLE array map `name` read-only.
